@@ -1,0 +1,3 @@
+from musicstream.cli import main
+
+main()

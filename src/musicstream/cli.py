@@ -1,0 +1,304 @@
+"""The command line: parses arguments, calls the library, maps errors to messages and exit codes.
+
+Exit codes: 0 success, 1 failure (a load that failed, a check that failed), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+
+from musicstream import __version__
+from musicstream.config import Settings
+from musicstream.errors import MusicstreamError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXAMPLES = "\b\nExamples:\n"
+
+
+def _console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())
+
+
+def _handle_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MusicstreamError as exc:
+            _console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _database(ctx: click.Context) -> Any:
+    from musicstream.db.connection import Database
+
+    settings: Settings = ctx.obj
+    return Database(settings)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="libpq URL or connection string of the PostgreSQL database. Default: $MUSICSTREAM_DATABASE_URL, "
+    "else an embedded PostgreSQL in $MUSICSTREAM_HOME. PG* variables and ~/.pgpass apply as in libpq.",
+)
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for musicstream's own state, including the embedded server's data. Default: $MUSICSTREAM_HOME, "
+    "else ~/.local/share/musicstream.",
+)
+@click.version_option(__version__, prog_name="musicstream")
+@click.pass_context
+@_handle_errors
+def cli(ctx: click.Context, database_url: str | None, home: Path | None) -> None:
+    """Load a music-streaming app's JSON song files and event logs into a PostgreSQL star schema.
+
+    \b
+    Quick start (embedded PostgreSQL, no server needed):
+      musicstream generate sample/          # write a sample data set
+      musicstream init                      # create the database and schema
+      musicstream load sample/              # load it; run again and nothing changes
+      musicstream status                    # what the database holds
+      musicstream check                     # data-quality checks
+    """
+    ctx.obj = Settings.resolve(database_url, home)
+
+
+@cli.command()
+@click.option("--reset", is_flag=True, help="Drop musicstream's tables and views first (all loaded data is lost).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before --reset.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+@_handle_errors
+def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
+    """Create the database (when missing) and the star schema; safe to run again.
+
+    \b
+    Examples:
+      musicstream init
+      musicstream --database-url postgresql://me@db.example.com/musicstreamdb init
+      musicstream init --reset --yes        # start over, dropping all loaded data
+    """
+    from musicstream.db.schema import initialize
+
+    db = _database(ctx)
+    if reset and not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("--reset drops all loaded data; add --yes to confirm when not on a terminal")
+        click.confirm(f"Drop all musicstream tables in {db.describe()}?", abort=True)
+    outcome = initialize(db, reset=reset)
+    if as_json:
+        _emit_json(outcome)
+        return
+    console = _console()
+    console.print(f"Database: {db.describe()}")
+    if outcome["created_database"]:
+        console.print(f"Created database {outcome['database']}.")
+    if reset:
+        console.print("Dropped the previous tables.")
+    applied = outcome["applied"]
+    if applied:
+        console.print(f"Applied schema migrations {', '.join(map(str, applied))}.")
+    console.print(f"Schema version {outcome['schema_version']}: ready.")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--full", is_flag=True, help="Re-read every file, also those the manifest lists as unchanged.")
+@click.option(
+    "--max-rejects",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Fail (and load nothing) when more than N records are rejected.",
+)
+@click.option("--no-wait", is_flag=True, help="Exit at once if another load is running on the database.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's outcome as JSON (no progress bar).")
+@click.pass_context
+@_handle_errors
+def load(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    full: bool,
+    max_rejects: int | None,
+    no_wait: bool,
+    as_json: bool,
+) -> None:
+    """Load song and log files into the star schema, as one atomic run.
+
+    Each PATH is a folder holding song_data/ and log_data/ trees (or one of them), or a single .json or
+    .json.gz file. Files loaded before and unchanged since are skipped; bad records are kept in the rejects
+    table with file, line and reason. Exit code 1 when the run fails (nothing is changed then).
+
+    \b
+    Examples:
+      musicstream load data/
+      musicstream load data/log_data/2018/11 data/song_data
+      musicstream load --full --json data/ > run.json
+    """
+    from musicstream.console import RichProgress, load_summary
+    from musicstream.load import LoadOptions, run_load
+
+    db = _database(ctx)
+    options = LoadOptions(full=full, max_rejects=max_rejects, wait=not no_wait)
+    err = _console(stderr=True)
+    show_bar = err.is_terminal and not as_json
+    if show_bar:
+        with RichProgress(err) as progress:
+            result = run_load(db, paths, options, progress)
+    else:
+        result = run_load(db, paths, options)
+    if as_json:
+        _emit_json(result.as_dict())
+    else:
+        _console().print(load_summary(result))
+
+
+@cli.command()
+@click.option("--runs", default=5, show_default=True, help="How many recent runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+@_handle_errors
+def status(ctx: click.Context, runs: int, as_json: bool) -> None:
+    """Show the schema version, row counts and the most recent load runs.
+
+    \b
+    Examples:
+      musicstream status
+      musicstream status --runs 20 --json
+    """
+    from musicstream.console import status_tables
+    from musicstream.status import database_status
+
+    db = _database(ctx)
+    with db.connect() as conn:
+        info = database_status(conn, runs)
+    info["database"] = db.describe()
+    if as_json:
+        _emit_json(info)
+        return
+    console = _console()
+    console.print(f"Database: {info['database']} (PostgreSQL {info['server_version'] // 10000})")
+    if info["schema_version"] == 0:
+        console.print("No musicstream schema here yet: run `musicstream init`.")
+        return
+    console.print(f"Schema version {info['schema_version']} (latest {info['schema_latest']})")
+    for table in status_tables(info):
+        console.print(table)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+@_handle_errors
+def check(ctx: click.Context, as_json: bool) -> None:
+    """Run data-quality checks on the loaded tables; exit code 1 when any fails.
+
+    Checks keys, foreign keys, that every play resolved to a track and artist, that timetb covers every play,
+    that tiers are valid, and that every run's counts reconcile.
+
+    \b
+    Examples:
+      musicstream check
+      musicstream check --json
+    """
+    from musicstream.checks import run_checks
+    from musicstream.console import checks_table
+    from musicstream.db.schema import require_schema
+
+    db = _database(ctx)
+    with db.connect(autocommit=True) as conn:
+        require_schema(conn)
+        results = run_checks(conn)
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        _emit_json({"passed": not failed, "checks": [r.__dict__ for r in results]})
+    else:
+        console = _console()
+        console.print(checks_table(results))
+        console.print("[red]Some checks failed." if failed else "[green]All checks passed.")
+    if failed:
+        sys.exit(1)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+@_handle_errors
+def psql(ctx: click.Context, psql_args: tuple[str, ...]) -> None:
+    """Open psql on the database (the embedded server's own psql when embedded).
+
+    Extra arguments go to psql.
+
+    \b
+    Examples:
+      musicstream psql
+      musicstream psql -c "SELECT count(*) FROM trackplays"
+    """
+    db = _database(ctx)
+    argv, env = db.psql_command()
+    try:
+        completed = subprocess.run([*argv, *psql_args], env=env, check=False)
+    except FileNotFoundError:
+        raise click.ClickException(
+            "psql was not found; install the PostgreSQL client (Debian: apt-get install postgresql-client)"
+        ) from None
+    sys.exit(completed.returncode)
+
+
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--users", default=100, show_default=True, help="Number of users.")
+@click.option("--days", default=30, show_default=True, help="Number of days of logs (one file a day).")
+@click.option("--songs", default=200, show_default=True, help="Number of catalog songs (one file each).")
+@click.option("--events", type=click.IntRange(min=1), help="About this many events in all (overrides the rate).")
+@click.option("--seed", default=0, show_default=True, help="Random seed: the same seed gives the same bytes.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@_handle_errors
+def generate(out: Path, users: int, days: int, songs: int, events: int | None, seed: int, as_json: bool) -> None:
+    """Write a realistic sample data set (song_data/ and log_data/ trees) to OUT.
+
+    The data has the real layout and JSON shape: sessions, logged-out events, tier changes, skewed song
+    popularity, most plays naming songs outside the catalog. Deterministic for a seed.
+
+    \b
+    Examples:
+      musicstream generate sample/
+      musicstream generate big/ --users 2000 --days 30 --events 100000 --seed 7
+    """
+    from musicstream.generate import generate as write_sample
+
+    try:
+        stats = write_sample(out, users=users, days=days, songs=songs, seed=seed, events=events)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if as_json:
+        _emit_json(stats.__dict__)
+        return
+    _console().print(
+        f"Wrote {stats.song_files:,} song files and {stats.log_files:,} log files "
+        f"({stats.events:,} events, {stats.plays:,} plays, {stats.bytes_written / 1e6:.1f} MB) to {out}"
+    )
+
+
+def main() -> None:
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    cli(prog_name="musicstream")

@@ -1,0 +1,122 @@
+"""How results look on a terminal: rich tables and a progress bar (nothing fancy when not a TTY)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from musicstream.checks import CheckResult
+from musicstream.load.stats import LoadResult
+
+
+class RichProgress:
+    """A byte-based progress bar for a load, shown on stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> RichProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(None, None, None)
+
+    def start(self, total_bytes: int, files: int) -> None:
+        self._task = self._progress.add_task(f"reading {files} files", total=total_bytes or 1)
+
+    def advance(self, nbytes: int) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, nbytes)
+
+    def phase(self, name: str) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, description=name)
+
+
+def load_summary(result: LoadResult) -> Table:
+    ok = result.status == "succeeded"
+    table = Table(
+        title=f"Load run {result.run_id}: {'[green]succeeded' if ok else '[red]' + result.status}"
+        f" in {result.seconds:.2f} s",
+        show_header=False,
+        title_justify="left",
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("files read / unchanged, skipped", f"{result.files_read:,} / {result.files_skipped:,}")
+    table.add_row("records read", f"{result.records_read:,}")
+    table.add_row("  loaded (new plays + new catalog songs)", f"{result.records_loaded:,}")
+    table.add_row("  skipped by rule (not a play, logged out)", f"{result.records_skipped:,}")
+    table.add_row("  duplicates", f"{result.duplicates:,}")
+    table.add_row("  rejected", f"[red]{result.rejected:,}" if result.rejected else "0")
+    for name, count in result.rows_added.items():
+        table.add_row(f"{name} rows added", f"{count:,}")
+    return table
+
+
+def status_tables(status: dict[str, Any]) -> list[Table]:
+    counts = Table(title="Tables", title_justify="left")
+    counts.add_column("table")
+    counts.add_column("rows", justify="right")
+    for name, count in status["tables"].items():
+        counts.add_row(name, f"{count:,}")
+    if "inferred_tracks" in status:
+        counts.add_row("[dim]inferred tracks", f"[dim]{status['inferred_tracks']:,}")
+        counts.add_row("[dim]inferred artists", f"[dim]{status['inferred_artists']:,}")
+        counts.add_row("files in manifest", f"{status['files_loaded']:,}")
+        counts.add_row("rejects kept", f"{status['rejects']:,}")
+    runs = Table(title="Recent runs", title_justify="left")
+    for column in (
+        "run",
+        "started (UTC)",
+        "status",
+        "files read/skipped",
+        "read",
+        "loaded",
+        "dup",
+        "rejects",
+    ):
+        runs.add_column(column, justify="right" if column not in ("status", "started (UTC)") else "left")
+    for run in status["recent_runs"]:
+        runs.add_row(
+            str(run["run_id"]),
+            run["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            run["status"],
+            f"{run['files_read']}/{run['files_skipped']}",
+            f"{run['records_read']:,}",
+            f"{run['records_loaded']:,}",
+            f"{run['duplicates']:,}",
+            f"{run['rejects']:,}",
+        )
+    return [counts, runs]
+
+
+def checks_table(results: list[CheckResult]) -> Table:
+    table = Table(title="Data-quality checks", title_justify="left")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("what it means")
+    for result in results:
+        verdict = "[green]pass" if result.passed else f"[red]FAIL ({result.failures:,})"
+        table.add_row(result.name, verdict, result.description)
+    return table

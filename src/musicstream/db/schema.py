@@ -1,0 +1,105 @@
+"""Schema migrations: versioned .sql files applied in order, each recorded in ``schema_migrations``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from musicstream.db.connection import Database
+from musicstream.db.sqlfiles import read_sql, schema_files
+from musicstream.errors import SchemaError
+
+MIGRATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+
+# Serialises concurrent `init`s on the same database (any constant works; this one spells "msschema").
+_SCHEMA_LOCK = 0x6D73736368656D61
+
+STAR_TABLES = ("trackplays", "users", "tracks", "artists", "timetb")
+BOOK_TABLES = ("etl_runs", "loaded_files", "rejects")
+
+
+def latest_version() -> int:
+    return schema_files()[-1][0]
+
+
+def current_version(conn: psycopg.Connection[Any]) -> int:
+    """The schema version of the database, 0 when musicstream's schema is not there."""
+    exists = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: psycopg.Connection[Any]) -> list[int]:
+    """Apply the migrations the database lacks, in one transaction; returns the versions applied."""
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        conn.execute(MIGRATIONS_DDL)
+        have = current_version(conn)
+        if have > latest_version():
+            raise SchemaError(
+                f"the database has schema version {have}, newer than this musicstream knows "
+                f"({latest_version()}); upgrade musicstream"
+            )
+        for version, name in schema_files():
+            if version <= have:
+                continue
+            conn.execute(read_sql(name))  # our own trusted .sql file
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                (version, name.split("/")[-1]),
+            )
+            applied.append(version)
+    return applied
+
+
+def require_schema(conn: psycopg.Connection[Any]) -> int:
+    """The schema version, or a SchemaError saying to run ``musicstream init``."""
+    version = current_version(conn)
+    if version == 0:
+        raise SchemaError("the database has no musicstream schema; run `musicstream init` first")
+    if version < latest_version():
+        raise SchemaError(
+            f"the database has schema version {version}, this musicstream needs {latest_version()}; "
+            "run `musicstream init` to upgrade it"
+        )
+    if version > latest_version():
+        raise SchemaError(
+            f"the database has schema version {version}, newer than this musicstream knows "
+            f"({latest_version()}); upgrade musicstream"
+        )
+    return version
+
+
+def drop_all(conn: psycopg.Connection[Any]) -> None:
+    """Drop musicstream's tables and views (used by ``init --reset`` and the classic create_tables.py)."""
+    with conn.transaction():
+        conn.execute("DROP SCHEMA IF EXISTS sparkify CASCADE")
+        for table in (*STAR_TABLES, "rejects", "loaded_files", "etl_runs", "schema_migrations"):
+            conn.execute(psycopg.sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(table)))
+
+
+def initialize(db: Database, *, reset: bool = False) -> dict[str, Any]:
+    """Create the database when missing and bring its schema to the latest version (idempotent)."""
+    created = db.create_database()
+    with db.connect(autocommit=True) as conn:
+        if reset:
+            drop_all(conn)
+        applied = migrate(conn)
+        version = current_version(conn)
+    return {
+        "database": db.dbname,
+        "created_database": created,
+        "reset": reset,
+        "applied": applied,
+        "schema_version": version,
+    }

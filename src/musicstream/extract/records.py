@@ -1,0 +1,225 @@
+"""Turning one raw record into a typed row, a skip, or a reject reason (rules 1, 3, 5 and 10)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from musicstream.extract.fields import BadField, integer, number, text
+from musicstream.transform.normalize import length_ms, name_key
+
+TIERS = frozenset({"free", "paid"})
+# 0001-01-01 .. 9999-12-31 in epoch milliseconds: what a PostgreSQL TIMESTAMP can hold and Python can show.
+TS_MIN, TS_MAX = -62135596800000, 253402300799999
+
+
+class Play(NamedTuple):
+    """A NextSong event: one row of the staging table for trackplays."""
+
+    user_id: int
+    session_id: int
+    item_in_session: int
+    ts: int
+    tier: str
+    location: str | None
+    user_agent: str | None
+    song_title: str
+    artist_name: str
+    length_ms: int
+    title_key: str
+    artist_key: str
+
+
+class UserEvent(NamedTuple):
+    """What any event with a user says about that user, ordered by (ts, session, item) for rule 3."""
+
+    ts: int
+    session_id: int
+    item_in_session: int
+    user_id: int
+    first_name: str | None
+    last_name: str | None
+    gender: str | None
+    tier: str
+
+
+class Song(NamedTuple):
+    """One song-file record: a catalog track and its artist."""
+
+    track_id: str
+    title: str
+    artist_id: str
+    artist_name: str
+    year: int | None
+    duration: float | None
+    location: str | None
+    latitude: float | None
+    longitude: float | None
+    title_key: str
+    artist_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A record skipped by rule: a logged-out event, or an event that is not a play."""
+
+    reason: str
+    user: UserEvent | None = None
+
+
+LOGGED_OUT = Skip("logged out")
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A record that cannot be loaded, and why."""
+
+    reason: str
+
+
+def _strip_quotes(agent: str | None) -> str | None:
+    if agent is not None and len(agent) >= 2 and agent[0] == '"' and agent[-1] == '"':
+        agent = agent[1:-1] or None
+    return agent
+
+
+def _decode(raw: bytes) -> dict[str, Any] | Reject:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Reject(f"malformed JSON: {exc}")
+    if not isinstance(obj, dict):
+        return Reject(f"not a JSON object (a JSON {type(obj).__name__})")
+    return obj
+
+
+def parse_event(raw: bytes) -> tuple[Play, UserEvent] | Skip | Reject:
+    """One log line → a play with its user event, a skip (maybe with a user event), or a reject."""
+    obj = _decode(raw)
+    if isinstance(obj, Reject):
+        return obj
+    try:
+        uid = obj.get("userId")
+        if "userId" not in obj:
+            raise BadField("missing required field 'userId'")
+        if uid is None or uid == "":
+            return LOGGED_OUT
+        page = text(obj, "page", required=True)
+        user_id = integer(obj, "userId", required=True)
+        ts = integer(obj, "ts", required=True, lo=TS_MIN, hi=TS_MAX)
+        session_id = integer(obj, "sessionId", required=True)
+        item = integer(obj, "itemInSession", required=True)
+        tier = text(obj, "level", required=True)
+        if tier not in TIERS:
+            raise BadField(f"field 'level': expected 'free' or 'paid', got {tier!r}")
+        assert user_id is not None and ts is not None and session_id is not None and item is not None
+        user = UserEvent(
+            ts,
+            session_id,
+            item,
+            user_id,
+            text(obj, "firstName"),
+            text(obj, "lastName"),
+            text(obj, "gender"),
+            tier,
+        )
+        location = text(obj, "location")
+        agent = _strip_quotes(text(obj, "userAgent"))
+        if page != "NextSong":
+            return Skip("not a play", user)
+        song = text(obj, "song", required=True)
+        artist = text(obj, "artist", required=True)
+        length = number(obj, "length", required=True)
+        assert song is not None and artist is not None and length is not None
+        if not 0 <= length < 2_000_000:
+            raise BadField(f"field 'length': {length} is not a plausible song length in seconds")
+    except BadField as exc:
+        return Reject(str(exc))
+    play = Play(
+        user_id,
+        session_id,
+        item,
+        ts,
+        tier,
+        location,
+        agent,
+        song,
+        artist,
+        length_ms(length),
+        name_key(song),
+        name_key(artist),
+    )
+    return play, user
+
+
+def parse_song(obj: Any) -> Song | Reject:
+    """One song-file JSON value → a catalog song, or a reject."""
+    if not isinstance(obj, dict):
+        return Reject(f"not a JSON object (a JSON {type(obj).__name__})")
+    try:
+        orjson.dumps(obj)
+    except TypeError as exc:
+        return Reject(f"invalid text: {exc}")
+    try:
+        track_id = text(obj, "song_id", required=True)
+        title = text(obj, "title", required=True)
+        artist_id = text(obj, "artist_id", required=True)
+        artist_name = text(obj, "artist_name", required=True)
+        assert track_id is not None and title is not None and artist_id is not None and artist_name is not None
+        year = integer(obj, "year")
+        duration = number(obj, "duration")
+        if duration is not None and duration < 0:
+            raise BadField(f"field 'duration': {duration} is negative")
+        song = Song(
+            track_id,
+            title,
+            artist_id,
+            artist_name,
+            year or None,
+            duration,
+            text(obj, "artist_location"),
+            number(obj, "artist_latitude"),
+            number(obj, "artist_longitude"),
+            name_key(title),
+            name_key(artist_name),
+        )
+    except BadField as exc:
+        return Reject(str(exc))
+    return song
+
+
+def iter_json_values(data: str) -> Iterator[tuple[int, Any, str]]:
+    """The JSON values of a song file, as (line, value or Reject, raw text).
+
+    A file may hold one object, a JSON array of objects, one object per line, or pretty-printed objects back to
+    back (the way jq reads a stream). After a syntax error, reading resumes at the next line.
+    """
+    decoder = json.JSONDecoder()
+    pos, end, line = 0, len(data), 1
+    while True:
+        start = pos
+        while pos < end and data[pos] in " \t\r\n":
+            pos += 1
+        line += data.count("\n", start, pos)
+        if pos >= end:
+            return
+        try:
+            value, stop = decoder.raw_decode(data, pos)
+        except json.JSONDecodeError as exc:
+            nl = data.find("\n", pos)
+            stop = end if nl < 0 else nl
+            yield line, Reject(f"malformed JSON: {exc.msg} (column {exc.colno})"), data[pos:stop]
+            pos = stop
+            continue
+        raw = data[pos:stop]
+        if isinstance(value, list):
+            for item in value:
+                yield line, item, json.dumps(item, ensure_ascii=False)
+        else:
+            yield line, value, raw
+        line += data.count("\n", pos, stop)
+        pos = stop

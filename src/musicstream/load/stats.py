@@ -1,0 +1,46 @@
+"""What a run did, counted so that every record is accounted for (rule 10)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class FileTally:
+    """Counts for one file, recorded in the manifest."""
+
+    records: int = 0
+    rejects: int = 0
+
+
+@dataclass
+class LoadResult:
+    """The outcome of one run. ``read == loaded + skipped + duplicates + rejected`` always holds."""
+
+    run_id: int = 0
+    status: str = "running"
+    files_found: int = 0
+    files_read: int = 0
+    files_skipped: int = 0
+    song_records: int = 0
+    event_records: int = 0
+    records_read: int = 0
+    records_loaded: int = 0
+    records_skipped: int = 0
+    logged_out: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rows_added: dict[str, int] = field(default_factory=dict)
+    bytes_read: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def reconciles(self) -> bool:
+        return self.records_read == self.records_loaded + self.records_skipped + self.duplicates + self.rejected
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reconciles"] = self.reconciles
+        return data

@@ -1,0 +1,207 @@
+-- The set-based half of a load: staged rows → star schema. Statements run in this order, each by name.
+-- Rules are those of docs/SEMANTICS.md; ids are compared in the "C" collation so every server orders alike.
+
+-- name: touched_artist_keys
+-- Artist names whose catalog changes in this run: plays naming them must be resolved again (rule 8).
+CREATE TEMP TABLE touched_artist_keys ON COMMIT DROP AS
+SELECT artist_key FROM stage_songs
+UNION
+SELECT t.artist_key FROM tracks t JOIN stage_songs s USING (track_id);
+
+-- name: merge_artists
+-- Rule 5: an artist named by several songs takes the details of the song with the smallest song id.
+WITH src AS (
+    SELECT DISTINCT ON (artist_id) artist_id, artist_name, location, latitude, longitude, track_id
+    FROM stage_songs
+    ORDER BY artist_id, track_id COLLATE "C"
+), ins AS (
+    INSERT INTO artists AS a (artist_id, name, location, latitude, longitude, is_inferred, source_track_id)
+    SELECT artist_id, artist_name, location, latitude, longitude, FALSE, track_id FROM src
+    ON CONFLICT (artist_id) DO UPDATE
+    SET name = excluded.name, location = excluded.location, latitude = excluded.latitude,
+        longitude = excluded.longitude, source_track_id = excluded.source_track_id
+    WHERE excluded.source_track_id COLLATE "C" <= a.source_track_id COLLATE "C"
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) FROM ins;
+
+-- name: merge_tracks
+-- Rule 5: the same song id with different details keeps the record that sorts first, in any load order.
+WITH src AS (
+    SELECT DISTINCT ON (track_id) *
+    FROM stage_songs
+    ORDER BY track_id, title COLLATE "C", artist_id COLLATE "C", duration, year
+), ins AS (
+    INSERT INTO tracks AS t (track_id, title, artist_id, year, duration, is_inferred, title_key, artist_key)
+    SELECT track_id, title, artist_id, year, duration, FALSE, title_key, artist_key FROM src
+    ON CONFLICT (track_id) DO UPDATE
+    SET title = excluded.title, artist_id = excluded.artist_id, year = excluded.year,
+        duration = excluded.duration, title_key = excluded.title_key, artist_key = excluded.artist_key
+    WHERE (excluded.title COLLATE "C", excluded.artist_id COLLATE "C", excluded.duration, excluded.year)
+        < (t.title COLLATE "C", t.artist_id COLLATE "C", t.duration, t.year)
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) FROM ins;
+
+-- name: song_keys
+-- The distinct (title, artist, length) a play can name: new plays, and known plays a catalog change touches.
+CREATE TEMP TABLE song_keys ON COMMIT DROP AS
+SELECT title_key, artist_key, length_ms,
+       min(song_title COLLATE "C") AS song_title, min(artist_name COLLATE "C") AS artist_name
+FROM (
+    SELECT title_key, artist_key, length_ms, song_title, artist_name FROM stage_plays
+    UNION ALL
+    SELECT p.title_key, p.artist_key, p.length_ms, p.song_title, p.artist_name
+    FROM trackplays p
+    WHERE p.artist_key IN (SELECT artist_key FROM touched_artist_keys)
+) k
+GROUP BY title_key, artist_key, length_ms;
+
+-- name: resolve
+-- Rules 6 and 7: catalog track by normalised title + artist within 1.0 s (closest, then smallest id);
+-- else catalog artist by normalised name (smallest id) or an inferred artist; inferred track per
+-- (title, resolved artist, length in ms). Inferred ids: 'IA-'/'IT-' + md5 of the normalised key.
+CREATE TEMP TABLE resolution ON COMMIT DROP AS
+WITH track_match AS (
+    SELECT DISTINCT ON (k.title_key, k.artist_key, k.length_ms)
+           k.title_key, k.artist_key, k.length_ms, t.track_id, t.artist_id
+    FROM song_keys k
+    JOIN tracks t
+      ON NOT t.is_inferred AND t.artist_key = k.artist_key AND t.title_key = k.title_key
+     AND abs(t.duration::numeric - k.length_ms / 1000.0) <= 1.0
+    ORDER BY k.title_key, k.artist_key, k.length_ms,
+             abs(t.duration::numeric - k.length_ms / 1000.0), t.track_id COLLATE "C"
+), artist_match AS (
+    SELECT artist_key, min(artist_id COLLATE "C") AS artist_id
+    FROM tracks
+    WHERE NOT is_inferred AND artist_key IN (SELECT artist_key FROM song_keys)
+    GROUP BY artist_key
+), resolved AS (
+    SELECT k.title_key, k.artist_key, k.length_ms, k.song_title, k.artist_name,
+           tm.track_id AS catalog_track_id,
+           coalesce(tm.artist_id, am.artist_id, 'IA-' || left(md5(k.artist_key), 24)) AS artist_id,
+           (tm.artist_id IS NULL AND am.artist_id IS NULL) AS artist_inferred
+    FROM song_keys k
+    LEFT JOIN track_match tm USING (title_key, artist_key, length_ms)
+    LEFT JOIN artist_match am USING (artist_key)
+)
+SELECT title_key, artist_key, length_ms, song_title, artist_name, artist_id, artist_inferred,
+       coalesce(catalog_track_id,
+                'IT-' || left(md5(title_key || chr(31) || artist_id || chr(31) || length_ms::text), 24)) AS track_id,
+       catalog_track_id IS NULL AS track_inferred
+FROM resolved;
+
+-- name: index_resolution
+CREATE INDEX ON resolution (artist_key, title_key, length_ms);
+
+-- name: inferred_artists
+WITH ins AS (
+    INSERT INTO artists AS a (artist_id, name, is_inferred)
+    SELECT artist_id, min(artist_name COLLATE "C"), TRUE
+    FROM resolution WHERE artist_inferred
+    GROUP BY artist_id
+    ON CONFLICT (artist_id) DO UPDATE SET name = excluded.name
+    WHERE a.is_inferred AND excluded.name COLLATE "C" < a.name COLLATE "C"
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) FROM ins;
+
+-- name: inferred_tracks
+WITH ins AS (
+    INSERT INTO tracks AS t (track_id, title, artist_id, duration, is_inferred, title_key, artist_key)
+    SELECT track_id, min(song_title COLLATE "C"), min(artist_id), min(length_ms) / 1000.0, TRUE,
+           min(title_key), min(artist_key COLLATE "C")
+    FROM resolution WHERE track_inferred
+    GROUP BY track_id
+    ON CONFLICT (track_id) DO UPDATE SET title = excluded.title
+    WHERE t.is_inferred AND excluded.title COLLATE "C" < t.title COLLATE "C"
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) FROM ins;
+
+-- name: max_play_id
+SELECT coalesce(max(trackplay_id), 0) FROM trackplays;
+
+-- name: insert_plays
+-- Rules 1 and 2: a play per NextSong event; a natural key seen before (in the database or earlier in this
+-- run) is a duplicate and changes nothing.
+INSERT INTO trackplays (start_time, user_id, tier, track_id, artist_id, session_id, item_in_session,
+                        location, user_agent, song_title, artist_name, length_ms, title_key, artist_key)
+SELECT TIMESTAMP '1970-01-01' + p.ts * INTERVAL '1 millisecond', p.user_id, p.tier, r.track_id, r.artist_id,
+       p.session_id, p.item_in_session, p.location, p.user_agent, p.song_title, p.artist_name, p.length_ms,
+       p.title_key, p.artist_key
+FROM stage_plays p
+JOIN resolution r USING (title_key, artist_key, length_ms)
+ON CONFLICT ON CONSTRAINT trackplays_natural_key DO NOTHING;
+
+-- name: insert_time
+-- Rule 4: one row per distinct start time of the plays this run added, in UTC.
+INSERT INTO timetb (start_time, hour, day, week, month, year, weekday)
+SELECT start_time, extract(hour FROM start_time), extract(day FROM start_time), extract(week FROM start_time),
+       extract(month FROM start_time), extract(year FROM start_time), to_char(start_time, 'FMDay')
+FROM (SELECT DISTINCT start_time FROM trackplays WHERE trackplay_id > %(after_id)s) s
+ON CONFLICT (start_time) DO NOTHING;
+
+-- name: merge_users
+-- Rule 3: a user's row carries the attributes of the user's latest event by (ts, session, item).
+WITH ins AS (
+    INSERT INTO users AS u (user_id, first_name, last_name, gender, tier, last_event_ts, last_session_id, last_item)
+    SELECT user_id, first_name, last_name, gender, tier, ts, session_id, item_in_session FROM stage_users
+    ON CONFLICT (user_id) DO UPDATE
+    SET first_name = excluded.first_name, last_name = excluded.last_name, gender = excluded.gender,
+        tier = excluded.tier, last_event_ts = excluded.last_event_ts,
+        last_session_id = excluded.last_session_id, last_item = excluded.last_item
+    WHERE (excluded.last_event_ts, excluded.last_session_id, excluded.last_item)
+        > (u.last_event_ts, u.last_session_id, u.last_item)
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) FROM ins;
+
+-- name: orphan_candidates
+-- Inferred rows that plays may stop using when the catalog moves them (rule 8).
+CREATE TEMP TABLE orphan_candidates ON COMMIT DROP AS
+SELECT DISTINCT p.track_id, p.artist_id
+FROM trackplays p
+JOIN resolution r USING (artist_key, title_key, length_ms)
+WHERE p.trackplay_id <= %(after_id)s
+  AND p.artist_key IN (SELECT artist_key FROM touched_artist_keys)
+  AND (p.track_id, p.artist_id) IS DISTINCT FROM (r.track_id, r.artist_id);
+
+-- name: reresolve_plays
+-- Rule 8: known plays move to the catalog track and artist a later song file gives them.
+UPDATE trackplays p
+SET track_id = r.track_id, artist_id = r.artist_id
+FROM resolution r
+WHERE p.artist_key = r.artist_key AND p.title_key = r.title_key AND p.length_ms = r.length_ms
+  AND p.trackplay_id <= %(after_id)s
+  AND p.artist_key IN (SELECT artist_key FROM touched_artist_keys)
+  AND (p.track_id, p.artist_id) IS DISTINCT FROM (r.track_id, r.artist_id);
+
+-- name: delete_orphan_tracks
+DELETE FROM tracks t
+WHERE t.is_inferred
+  AND t.track_id IN (SELECT track_id FROM orphan_candidates UNION SELECT track_id FROM resolution)
+  AND NOT EXISTS (SELECT 1 FROM trackplays p WHERE p.track_id = t.track_id);
+
+-- name: delete_orphan_artists
+DELETE FROM artists a
+WHERE a.is_inferred
+  AND a.artist_id IN (SELECT artist_id FROM orphan_candidates UNION SELECT artist_id FROM resolution)
+  AND NOT EXISTS (SELECT 1 FROM trackplays p WHERE p.artist_id = a.artist_id)
+  AND NOT EXISTS (SELECT 1 FROM tracks t WHERE t.artist_id = a.artist_id);
+
+-- name: replace_rejects
+-- A file read again replaces its rejects: the table tells the state of each file as last read.
+DELETE FROM rejects WHERE file IN (SELECT path FROM stage_files);
+
+-- name: insert_rejects
+INSERT INTO rejects (run_id, file, line, reason, raw)
+SELECT %(run_id)s, file, line, reason, raw FROM stage_rejects ORDER BY file, line;
+
+-- name: record_files
+-- The manifest, written in the same transaction as the rows: a file is loaded exactly when it is listed.
+INSERT INTO loaded_files AS f (path, kind, size_bytes, sha256, records, rejects, run_id)
+SELECT path, kind, size_bytes, sha256, records, rejects, %(run_id)s FROM stage_files
+ON CONFLICT (path) DO UPDATE
+SET kind = excluded.kind, size_bytes = excluded.size_bytes, sha256 = excluded.sha256,
+    records = excluded.records, rejects = excluded.rejects, run_id = excluded.run_id, loaded_at = now();

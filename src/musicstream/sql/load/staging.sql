@@ -1,0 +1,22 @@
+-- Staging tables for one load run: temporary (unlogged, private to the run's session), dropped at commit.
+
+CREATE TEMP TABLE stage_songs (
+    track_id TEXT, title TEXT, artist_id TEXT, artist_name TEXT, year INT, duration DOUBLE PRECISION,
+    location TEXT, latitude DOUBLE PRECISION, longitude DOUBLE PRECISION, title_key TEXT, artist_key TEXT
+) ON COMMIT DROP;
+
+CREATE TEMP TABLE stage_plays (
+    user_id INT, session_id INT, item_in_session INT, ts BIGINT, tier TEXT, location TEXT, user_agent TEXT,
+    song_title TEXT, artist_name TEXT, length_ms INT, title_key TEXT, artist_key TEXT
+) ON COMMIT DROP;
+
+CREATE TEMP TABLE stage_users (
+    ts BIGINT, session_id INT, item_in_session INT, user_id INT,
+    first_name TEXT, last_name TEXT, gender TEXT, tier TEXT
+) ON COMMIT DROP;
+
+CREATE TEMP TABLE stage_rejects (file TEXT, line BIGINT, reason TEXT, raw TEXT) ON COMMIT DROP;
+
+CREATE TEMP TABLE stage_files (
+    path TEXT, kind TEXT, size_bytes BIGINT, sha256 TEXT, records BIGINT, rejects BIGINT
+) ON COMMIT DROP;
