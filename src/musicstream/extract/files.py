@@ -102,6 +102,5 @@ def iter_lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     for number, line in enumerate(handle, 1):
         if number == 1 and line.startswith(BOM):
             line = line[3:]
-        stripped = line.strip()
-        if stripped:
-            yield number, stripped
+        if not line.isspace() and line:
+            yield number, line.rstrip(b"\r\n")

@@ -1,0 +1,143 @@
+"""Fixtures: a real embedded PostgreSQL 18 for the whole session, a fresh database per test, and Debian's
+PostgreSQL 15 reached over TCP with password authentication."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from musicstream.config import Settings
+from musicstream.db.connection import Database
+from musicstream.db.schema import migrate
+
+ROOT = Path(__file__).resolve().parents[1]
+UDACITY = ROOT.parent / "shared" / "data" / "udacity"
+PG15_BIN = Path("/usr/lib/postgresql/15/bin")
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def udacity() -> Path:
+    """The real public sample; the project reads it from ../shared and never copies it."""
+    if not (UDACITY / "song_data").is_dir():
+        pytest.fail(f"the reference sample is missing: {UDACITY} (see ../shared/data/README.md)")
+    return UDACITY
+
+
+@pytest.fixture(scope="session")
+def pg_home() -> Iterator[Path]:
+    """MUSICSTREAM_HOME for the embedded server shared by the tests (a short path: sockets live there)."""
+    home = Path(tempfile.mkdtemp(prefix="mst-", dir="/tmp"))
+    os.chmod(home, 0o755)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded(pg_home: Path) -> Database:
+    """The embedded PostgreSQL, with a template database holding the current schema."""
+    db = Database(Settings(database_url=None, home=pg_home))
+    with db.connect(autocommit=True, dbname="postgres") as conn:
+        conn.execute("DROP DATABASE IF EXISTS ms_template")
+        conn.execute("CREATE DATABASE ms_template")
+    with db.connect(autocommit=True, dbname="ms_template") as conn:
+        migrate(conn)
+    return db
+
+
+def _fresh_database(admin: Database, name: str) -> str:
+    with admin.connect(autocommit=True, dbname="postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE ms_template").format(sql.Identifier(name)))
+    return psycopg.conninfo.make_conninfo(admin.conninfo, dbname=name)
+
+
+@pytest.fixture
+def db(embedded: Database) -> Iterator[Database]:
+    """A fresh database with the schema, on the embedded server, reached by URL like any user's database."""
+    name = f"ms_test_{os.getpid()}_{next(_counter)}"
+    url = _fresh_database(embedded, name)
+    yield Database(Settings(database_url=url, home=embedded.settings.home))
+    with embedded.connect(autocommit=True, dbname="postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_db(embedded: Database) -> Iterator[Database]:
+    """A URL naming a database that does not exist yet (for `init`)."""
+    name = f"ms_empty_{os.getpid()}_{next(_counter)}"
+    url = psycopg.conninfo.make_conninfo(embedded.conninfo, dbname=name)
+    yield Database(Settings(database_url=url, home=embedded.settings.home))
+    with embedded.connect(autocommit=True, dbname="postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+PG15_PASSWORD = "s3cr3t-Pa55:word@/x"
+
+
+@pytest.fixture(scope="session")
+def pg15() -> Iterator[dict[str, Any]]:
+    """Debian's PostgreSQL 15 on 127.0.0.1 with scram-sha-256 password authentication.
+
+    .ci/run installs postgresql-15; a missing server fails the test rather than skipping it.
+    """
+    if not (PG15_BIN / "initdb").exists():
+        pytest.fail("PostgreSQL 15 is not installed: apt-get install postgresql-15")
+    base = Path(tempfile.mkdtemp(prefix="ms-pg15-", dir="/tmp"))
+    data = base / "data"
+    pwfile = base / "pw"
+    pwfile.write_text(PG15_PASSWORD + "\n")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        shutil.chown(pwfile, "postgres")
+        os.chmod(base, 0o700)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run(
+        [*as_user, str(PG15_BIN / "initdb"), "-D", str(data), "-U", "admin", "--auth=scram-sha-256",
+         f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8"],
+        check=True, capture_output=True,
+    )
+    log = base / "log"
+    subprocess.run(
+        [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
+         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base}", "start"],
+        check=True, capture_output=True,
+    )
+    url = f"postgresql://admin:{quote(PG15_PASSWORD, safe='')}@127.0.0.1:{port}/musicstreamdb"
+    try:
+        yield {"host": "127.0.0.1", "port": port, "user": "admin", "password": PG15_PASSWORD, "url": url}
+    finally:
+        subprocess.run([*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def rows(db: Database, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def scalar(db: Database, query: str, params: Any = None) -> Any:
+    return rows(db, query, params)[0][0]
