@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,22 +114,46 @@ def pg15() -> Iterator[dict[str, Any]]:
         as_user = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
     subprocess.run(
-        [*as_user, str(PG15_BIN / "initdb"), "-D", str(data), "-U", "admin", "--auth=scram-sha-256",
-         f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8"],
-        check=True, capture_output=True,
+        [
+            *as_user,
+            str(PG15_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "admin",
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
+        check=True,
+        capture_output=True,
     )
     log = base / "log"
     subprocess.run(
-        [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
-         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base}", "start"],
-        check=True, capture_output=True,
+        [
+            *as_user,
+            str(PG15_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base}",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
     )
     url = f"postgresql://admin:{quote(PG15_PASSWORD, safe='')}@127.0.0.1:{port}/musicstreamdb"
     try:
         yield {"host": "127.0.0.1", "port": port, "user": "admin", "password": PG15_PASSWORD, "url": url}
     finally:
-        subprocess.run([*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

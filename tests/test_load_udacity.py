@@ -6,11 +6,11 @@ import hashlib
 from pathlib import Path
 
 from conftest import rows, scalar
-
 from musicstream.checks import run_checks
 from musicstream.db.connection import Database
 from musicstream.load import LoadOptions, run_load
 
+PLAYS = "SELECT user_id, session_id, item_in_session, track_id, artist_id FROM trackplays ORDER BY 1, 2, 3"
 STAR = ("trackplays", "users", "tracks", "artists", "timetb")
 
 
@@ -76,7 +76,7 @@ def test_rules_on_udacity(db: Database, udacity: Path) -> None:
 def test_reload_adds_nothing(db: Database, udacity: Path) -> None:
     run_load(db, [udacity])
     first = _counts(db)
-    plays = rows(db, "SELECT user_id, session_id, item_in_session, track_id, artist_id FROM trackplays ORDER BY 1, 2, 3")
+    plays = rows(db, PLAYS)
 
     again = run_load(db, [udacity])
     assert again.status == "succeeded"
@@ -90,6 +90,6 @@ def test_reload_adds_nothing(db: Database, udacity: Path) -> None:
     assert full.records_loaded == 0
     assert full.reconciles
     assert _counts(db) == first
-    assert rows(db, "SELECT user_id, session_id, item_in_session, track_id, artist_id FROM trackplays ORDER BY 1, 2, 3") == plays
+    assert rows(db, PLAYS) == plays
     runs = rows(db, "SELECT status, files_read, files_skipped FROM etl_runs ORDER BY run_id")
     assert runs == [("succeeded", 101, 0), ("succeeded", 0, 101), ("succeeded", 101, 0)]

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import rows, scalar
 
+from conftest import rows, scalar
 from musicstream.db.connection import Database
 from musicstream.errors import TooManyRejects
 from musicstream.load import LoadOptions, run_load
@@ -16,10 +16,24 @@ from musicstream.load import LoadOptions, run_load
 
 def event(**overrides: object) -> dict[str, object]:
     base: dict[str, object] = {
-        "artist": "Des'ree", "auth": "Logged In", "firstName": "Kaylee", "gender": "F", "itemInSession": 1,
-        "lastName": "Summers", "length": 246.30812, "level": "free", "location": "Phoenix-Mesa-Scottsdale, AZ",
-        "method": "PUT", "page": "NextSong", "registration": 1540344794796.0, "sessionId": 139,
-        "song": "You Gotta Be", "status": 200, "ts": 1541106106796, "userAgent": '"Mozilla/5.0"', "userId": "8",
+        "artist": "Des'ree",
+        "auth": "Logged In",
+        "firstName": "Kaylee",
+        "gender": "F",
+        "itemInSession": 1,
+        "lastName": "Summers",
+        "length": 246.30812,
+        "level": "free",
+        "location": "Phoenix-Mesa-Scottsdale, AZ",
+        "method": "PUT",
+        "page": "NextSong",
+        "registration": 1540344794796.0,
+        "sessionId": 139,
+        "song": "You Gotta Be",
+        "status": 200,
+        "ts": 1541106106796,
+        "userAgent": '"Mozilla/5.0"',
+        "userId": "8",
     }
     base.update(overrides)
     return base
@@ -58,7 +72,8 @@ def test_bad_lines_are_rejected_and_good_lines_load(db: Database, tmp_path: Path
     assert "missing required field 'sessionId'" in got[2][2]
     assert rows(db, "SELECT raw FROM rejects WHERE line = 2") == [('{"artist": "broken", "ts": ',)]
     assert rows(db, "SELECT item_in_session, artist_name FROM trackplays ORDER BY 1") == [
-        (1, "Des'ree"), (4, "112"),
+        (1, "Des'ree"),
+        (4, "112"),
     ]
     assert rows(db, "SELECT records, rejects FROM loaded_files") == [(8, 3)]
 
@@ -76,9 +91,16 @@ def test_bom_crlf_gzip_and_missing_last_newline(db: Database, tmp_path: Path) ->
 
 def test_song_file_shapes(db: Database, tmp_path: Path) -> None:
     song = {
-        "num_songs": 1, "artist_id": "ARAAAAA1187B9A1", "artist_latitude": None, "artist_longitude": None,
-        "artist_location": "", "artist_name": "Elena", "song_id": "SOAAAAA12AB0182364", "title": "One",
-        "duration": 200.0, "year": 0,
+        "num_songs": 1,
+        "artist_id": "ARAAAAA1187B9A1",
+        "artist_latitude": None,
+        "artist_longitude": None,
+        "artist_location": "",
+        "artist_name": "Elena",
+        "song_id": "SOAAAAA12AB0182364",
+        "title": "One",
+        "duration": 200.0,
+        "year": 0,
     }
     folder = tmp_path / "song_data" / "A" / "A" / "A"
     folder.mkdir(parents=True)
@@ -95,7 +117,12 @@ def test_song_file_shapes(db: Database, tmp_path: Path) -> None:
     result = run_load(db, [tmp_path])
     assert result.reconciles
     assert rows(db, "SELECT track_id FROM tracks ORDER BY 1") == [
-        ("SOAAAAA12AB0182364",), ("SOB",), ("SOC",), ("SOD",), ("SOE",), ("SOF",),
+        ("SOAAAAA12AB0182364",),
+        ("SOB",),
+        ("SOC",),
+        ("SOD",),
+        ("SOE",),
+        ("SOF",),
     ]
     assert rows(db, "SELECT year, location FROM tracks JOIN artists USING (artist_id) LIMIT 1") == [(None, None)]
     assert rows(db, "SELECT line, reason FROM rejects ORDER BY line") == [
