@@ -1,0 +1,48 @@
+# musicstream — the two commands of the README, and a few helpers.
+#   make run            set up, generate a sample when DATA is not given, init, load, status, check
+#   make test           set up, lint (ruff, mypy), then the test suite on real PostgreSQL
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATA   ?=
+SAMPLE ?= sample
+
+.PHONY: setup run lint pytest test test-deps clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+$(SAMPLE)/log_data: | $(BIN)/.installed
+	$(BIN)/musicstream generate $(SAMPLE) --users 100 --days 30 --songs 500 --seed 1
+
+run: setup $(if $(DATA),,$(SAMPLE)/log_data)
+	$(BIN)/musicstream init
+	$(BIN)/musicstream load $(or $(DATA),$(SAMPLE))
+	$(BIN)/musicstream status
+	$(BIN)/musicstream check
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks *.py
+	$(BIN)/ruff format --check src tests benchmarks *.py
+	$(BIN)/mypy src
+
+# The TCP + password test runs Debian's PostgreSQL 15; install it when missing (as root), else say how.
+test-deps:
+	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15; \
+	  else echo "The tests need PostgreSQL 15: sudo apt-get install postgresql-15" >&2; exit 1; fi; \
+	fi
+
+pytest: setup test-deps
+	$(BIN)/pytest
+
+test: lint pytest
+
+clean:
+	rm -rf $(VENV) $(SAMPLE) .pytest_cache .mypy_cache .ruff_cache .hypothesis
