@@ -90,7 +90,7 @@ def drop_all(conn: psycopg.Connection[Any]) -> None:
     """Drop musicstream's tables and views."""
     with conn.transaction():
         for statement in drop_statements():
-            conn.execute(statement)  # type: ignore[arg-type]  # fixed names, no input
+            conn.execute(statement)  # fixed names, no input
 
 
 def initialize(db: Database, *, reset: bool = False) -> dict[str, Any]:
