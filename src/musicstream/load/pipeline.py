@@ -218,6 +218,7 @@ def _stage(conn: psycopg.Connection[Any], run: _Run, files: Sequence[InputFile],
                 for work in _plan(subset, known, options.full, run):
                     tally = reader(run, work, copy)
                     result.files_read += 1
+                    result.bytes_read += work.file.size
                     result.records_read += tally.records
                     if kind == "song":
                         result.song_records += tally.records
@@ -236,43 +237,47 @@ def _stage(conn: psycopg.Connection[Any], run: _Run, files: Sequence[InputFile],
                 copy.write_row(entry)
 
 
-def _scalar(conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None) -> int:
+def _scalar(conn: psycopg.Connection[Any], run: _Run, name: str, params: dict[str, Any] | None = None) -> int:
+    started = time.perf_counter()
     row = conn.execute(named_statements("load/merge")[name], params).fetchone()
+    run.result.timings[name] = round(time.perf_counter() - started, 4)
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _exec(conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None) -> int:
+def _exec(conn: psycopg.Connection[Any], run: _Run, name: str, params: dict[str, Any] | None = None) -> int:
+    started = time.perf_counter()
     cur = conn.execute(named_statements("load/merge")[name], params)
+    run.result.timings[name] = round(time.perf_counter() - started, 4)
     return cur.rowcount
 
 
 def _merge(conn: psycopg.Connection[Any], run: _Run) -> None:
     result = run.result
     run.progress.phase("merging")
-    after_id = _scalar(conn, "max_play_id")
+    after_id = _scalar(conn, run, "max_play_id")
     added: dict[str, int] = {}
-    _exec(conn, "touched_artist_keys")
-    added["artists"] = _scalar(conn, "merge_artists")
-    added["tracks"] = _scalar(conn, "merge_tracks")
+    _exec(conn, run, "touched_artist_keys")
+    added["artists"] = _scalar(conn, run, "merge_artists")
+    added["tracks"] = _scalar(conn, run, "merge_tracks")
     new_tracks = added["tracks"]
-    _exec(conn, "song_keys")
-    _exec(conn, "resolve")
-    _exec(conn, "index_resolution")
+    _exec(conn, run, "song_keys")
+    _exec(conn, run, "resolve")
+    _exec(conn, run, "index_resolution")
     conn.execute("ANALYZE resolution")
     conn.execute("ANALYZE stage_plays")
-    added["artists"] += _scalar(conn, "inferred_artists")
-    added["tracks"] += _scalar(conn, "inferred_tracks")
-    new_plays = _exec(conn, "insert_plays", None)
+    added["artists"] += _scalar(conn, run, "inferred_artists")
+    added["tracks"] += _scalar(conn, run, "inferred_tracks")
+    new_plays = _exec(conn, run, "insert_plays", None)
     added["trackplays"] = new_plays
-    added["timetb"] = _exec(conn, "insert_time", {"after_id": after_id})
-    added["users"] = _scalar(conn, "merge_users")
+    added["timetb"] = _exec(conn, run, "insert_time", {"after_id": after_id})
+    added["users"] = _scalar(conn, run, "merge_users")
     if run.staged_songs:
-        _exec(conn, "orphan_candidates", {"after_id": after_id})
-        result.rows_added["plays_moved_to_catalog"] = _exec(conn, "reresolve_plays", {"after_id": after_id})
+        _exec(conn, run, "orphan_candidates", {"after_id": after_id})
+        result.rows_added["plays_moved_to_catalog"] = _exec(conn, run, "reresolve_plays", {"after_id": after_id})
     else:
         conn.execute("CREATE TEMP TABLE orphan_candidates (track_id TEXT, artist_id TEXT) ON COMMIT DROP")
-    added["tracks"] -= _exec(conn, "delete_orphan_tracks")
-    added["artists"] -= _exec(conn, "delete_orphan_artists")
+    added["tracks"] -= _exec(conn, run, "delete_orphan_tracks")
+    added["artists"] -= _exec(conn, run, "delete_orphan_artists")
     result.rows_added.update(added)
     result.records_loaded = new_plays + new_tracks
     result.duplicates = (run.staged_plays - new_plays) + (run.staged_songs - new_tracks)
@@ -280,9 +285,9 @@ def _merge(conn: psycopg.Connection[Any], run: _Run) -> None:
 
 def _finish(conn: psycopg.Connection[Any], run: _Run) -> None:
     params = {"run_id": run.result.run_id}
-    _exec(conn, "replace_rejects")
-    _exec(conn, "insert_rejects", params)
-    _exec(conn, "record_files", params)
+    _exec(conn, run, "replace_rejects")
+    _exec(conn, run, "insert_rejects", params)
+    _exec(conn, run, "record_files", params)
 
 
 def _update_run(conn: psycopg.Connection[Any], result: LoadResult) -> None:
@@ -344,7 +349,9 @@ def run_load(
             with conn.transaction():
                 for statement in statements("load/staging"):
                     conn.execute(statement)  # our own trusted .sql file
+                started_stage = time.perf_counter()
                 _stage(conn, run, files, options)
+                result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
                 _merge(conn, run)
                 _finish(conn, run)
                 if options.max_rejects is not None and result.rejected > options.max_rejects:

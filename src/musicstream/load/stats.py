@@ -33,6 +33,7 @@ class LoadResult:
     rejected: int = 0
     rows_added: dict[str, int] = field(default_factory=dict)
     bytes_read: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
 
