@@ -40,8 +40,9 @@ def test_udacity_figures(db: Database, udacity: Path) -> None:
     assert scalar(db, "SELECT count(*) FROM trackplays WHERE track_id IS NULL OR artist_id IS NULL") == 0
     matched = rows(
         db,
-        """SELECT p.song_title, p.artist_name, p.track_id, p.artist_id, a.name
+        """SELECT n.song_title, n.artist_name, p.track_id, p.artist_id, a.name
            FROM trackplays p JOIN tracks t USING (track_id) JOIN artists a ON a.artist_id = p.artist_id
+           JOIN play_names n USING (name_id)
            WHERE NOT t.is_inferred""",
     )
     assert matched == [("Setanta matins", "Elena", "SOZCTXZ12AB0182364", "AR5KOSW1187FB35FF4", "Elena")]

@@ -72,19 +72,25 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     return {
         "trackplays": rows(
             db,
-            """SELECT user_id, session_id, item_in_session, start_time, tier, track_id, artist_id, location,
-                      user_agent, song_title, artist_name, length_ms FROM trackplays ORDER BY 1, 2, 3""",
+            """SELECT user_id, session_id, item_in_session, start_time, tier, p.track_id, p.artist_id, location,
+                      user_agent, song_title, artist_name, length_ms
+               FROM trackplays p JOIN play_names USING (name_id) ORDER BY 1, 2, 3""",
         ),
         "users": rows(db, "SELECT user_id, first_name, last_name, gender, tier FROM users ORDER BY 1"),
         "tracks": rows(db, "SELECT * FROM tracks ORDER BY track_id"),
         "artists": rows(db, "SELECT * FROM artists ORDER BY artist_id"),
         "timetb": rows(db, "SELECT * FROM timetb ORDER BY start_time"),
+        "play_names": rows(
+            db,
+            """SELECT title_key, artist_key, length_ms, song_title, artist_name, track_id, artist_id
+               FROM play_names ORDER BY 1, 2, 3""",
+        ),
     }
 
 
 def reset(db: Database) -> None:
     with db.connect() as conn:
-        conn.execute("TRUNCATE trackplays, users, tracks, artists, timetb, rejects, loaded_files, etl_runs")
+        conn.execute("TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs")
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +116,16 @@ def test_late_catalog_reconciles(db: Database, corpus: list[Path], one_run: Any)
     assert (
         rows(
             db,
-            "SELECT count(*), min(track_id) FROM trackplays WHERE song_title = 'You''re The One' "
-            "AND artist_name = 'Dwight Yoakam'",
+            "SELECT count(*), min(p.track_id) FROM trackplays p JOIN play_names n USING (name_id) "
+            "WHERE song_title = 'You''re The One' AND artist_name = 'Dwight Yoakam'",
         )[0][1]
         == "SOZZTEST000000001"
     )
     # the other Dwight Yoakam play moved to the catalog artist, with an inferred track
     assert rows(
-        db, "SELECT track_id LIKE 'IT-%%', artist_id FROM trackplays WHERE song_title = 'Listen (LP Version)'"
+        db,
+        "SELECT p.track_id LIKE 'IT-%%', p.artist_id FROM trackplays p JOIN play_names n USING (name_id) "
+        "WHERE song_title = 'Listen (LP Version)'",
     ) == [(True, "ARZZTEST000000001")]
     assert rows(db, "SELECT count(*) FROM artists WHERE is_inferred")[0][0] < inferred_before
     assert rows(db, "SELECT count(*) FROM artists WHERE artist_id LIKE 'IA-%%' AND lower(name) LIKE '%%yoakam%%'") == [

@@ -71,7 +71,9 @@ def test_bad_lines_are_rejected_and_good_lines_load(db: Database, tmp_path: Path
     assert "'ts'" in got[1][2] and "integer" in got[1][2]
     assert "missing required field 'sessionId'" in got[2][2]
     assert rows(db, "SELECT raw FROM rejects WHERE line = 2") == [('{"artist": "broken", "ts": ',)]
-    assert rows(db, "SELECT item_in_session, artist_name FROM trackplays ORDER BY 1") == [
+    assert rows(
+        db, "SELECT item_in_session, artist_name FROM trackplays JOIN play_names USING (name_id) ORDER BY 1"
+    ) == [
         (1, "Des'ree"),
         (4, "112"),
     ]

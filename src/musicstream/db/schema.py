@@ -82,7 +82,7 @@ def require_schema(conn: psycopg.Connection[Any]) -> int:
 
 def drop_statements() -> list[str]:
     """DROP statements for musicstream's views and tables (used by ``init --reset`` and create_tables.py)."""
-    tables = (*STAR_TABLES, "rejects", "loaded_files", "etl_runs", "schema_migrations")
+    tables = (*STAR_TABLES, "play_names", "rejects", "loaded_files", "etl_runs", "schema_migrations")
     return ["DROP SCHEMA IF EXISTS sparkify CASCADE"] + [f"DROP TABLE IF EXISTS {t} CASCADE" for t in tables]
 
 

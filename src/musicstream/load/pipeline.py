@@ -254,31 +254,33 @@ def _exec(conn: psycopg.Connection[Any], run: _Run, name: str, params: dict[str,
 def _merge(conn: psycopg.Connection[Any], run: _Run) -> None:
     result = run.result
     run.progress.phase("merging")
-    after_id = _scalar(conn, run, "max_play_id")
+    row = conn.execute(named_statements("load/merge")["max_ids"]).fetchone()
+    assert row is not None
+    ids = {"after_play": int(row[0]), "after_name": int(row[1])}
+    conn.execute("ANALYZE stage_plays")
     added: dict[str, int] = {}
     _exec(conn, run, "touched_artist_keys")
     added["artists"] = _scalar(conn, run, "merge_artists")
     added["tracks"] = _scalar(conn, run, "merge_tracks")
     new_tracks = added["tracks"]
-    _exec(conn, run, "song_keys")
+    _exec(conn, run, "stage_names")
+    _exec(conn, run, "names_to_resolve")
     _exec(conn, run, "resolve")
-    _exec(conn, run, "index_resolution")
     conn.execute("ANALYZE resolution")
-    conn.execute("ANALYZE stage_plays")
     added["artists"] += _scalar(conn, run, "inferred_artists")
     added["tracks"] += _scalar(conn, run, "inferred_tracks")
-    new_plays = _exec(conn, run, "insert_plays", None)
+    _exec(conn, run, "insert_names")
+    _exec(conn, run, "update_names")
+    new_plays = _exec(conn, run, "insert_plays")
     added["trackplays"] = new_plays
-    added["timetb"] = _exec(conn, run, "insert_time", {"after_id": after_id})
+    _exec(conn, run, "drop_unused_names", ids)
+    added["timetb"] = _exec(conn, run, "insert_time", ids)
     added["users"] = _scalar(conn, run, "merge_users")
-    if run.staged_songs:
-        _exec(conn, run, "orphan_candidates", {"after_id": after_id})
-        result.rows_added["plays_moved_to_catalog"] = _exec(conn, run, "reresolve_plays", {"after_id": after_id})
-    else:
-        conn.execute("CREATE TEMP TABLE orphan_candidates (track_id TEXT, artist_id TEXT) ON COMMIT DROP")
+    moved = _exec(conn, run, "reresolve_plays", ids) if run.staged_songs else 0
     added["tracks"] -= _exec(conn, run, "delete_orphan_tracks")
     added["artists"] -= _exec(conn, run, "delete_orphan_artists")
     result.rows_added.update(added)
+    result.rows_added["plays_moved_to_catalog"] = moved
     result.records_loaded = new_plays + new_tracks
     result.duplicates = (run.staged_plays - new_plays) + (run.staged_songs - new_tracks)
 

@@ -66,3 +66,8 @@ WHERE status = 'succeeded' AND records_read <> records_loaded + records_skipped 
 -- The rejects table holds exactly the rejects the manifest counts for each loaded file.
 SELECT count(*) FROM loaded_files f
 WHERE f.rejects <> (SELECT count(*) FROM rejects r WHERE r.file = f.path);
+
+-- name: plays_agree_with_names
+-- Every play has the track and artist its name (song, artist, length) resolves to (rules 6-8).
+SELECT count(*) FROM trackplays p JOIN play_names n USING (name_id)
+WHERE p.track_id <> n.track_id OR p.artist_id <> n.artist_id;

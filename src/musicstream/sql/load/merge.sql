@@ -13,14 +13,14 @@ SELECT t.artist_key FROM tracks t JOIN stage_songs s USING (track_id);
 WITH src AS (
     SELECT DISTINCT ON (artist_id) artist_id, artist_name, location, latitude, longitude, track_id
     FROM stage_songs
-    ORDER BY artist_id, track_id COLLATE "C"
+    ORDER BY artist_id, track_id
 ), ins AS (
     INSERT INTO artists AS a (artist_id, name, location, latitude, longitude, is_inferred, source_track_id)
     SELECT artist_id, artist_name, location, latitude, longitude, FALSE, track_id FROM src
     ON CONFLICT (artist_id) DO UPDATE
     SET name = excluded.name, location = excluded.location, latitude = excluded.latitude,
         longitude = excluded.longitude, source_track_id = excluded.source_track_id
-    WHERE excluded.source_track_id COLLATE "C" <= a.source_track_id COLLATE "C"
+    WHERE excluded.source_track_id <= a.source_track_id
     RETURNING (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted) FROM ins;
@@ -30,32 +30,46 @@ SELECT count(*) FILTER (WHERE inserted) FROM ins;
 WITH src AS (
     SELECT DISTINCT ON (track_id) *
     FROM stage_songs
-    ORDER BY track_id, title COLLATE "C", artist_id COLLATE "C", duration, year
+    ORDER BY track_id, title COLLATE "C", artist_id, duration, year
 ), ins AS (
     INSERT INTO tracks AS t (track_id, title, artist_id, year, duration, is_inferred, title_key, artist_key)
     SELECT track_id, title, artist_id, year, duration, FALSE, title_key, artist_key FROM src
     ON CONFLICT (track_id) DO UPDATE
     SET title = excluded.title, artist_id = excluded.artist_id, year = excluded.year,
         duration = excluded.duration, title_key = excluded.title_key, artist_key = excluded.artist_key
-    WHERE (excluded.title COLLATE "C", excluded.artist_id COLLATE "C", excluded.duration, excluded.year)
-        < (t.title COLLATE "C", t.artist_id COLLATE "C", t.duration, t.year)
+    WHERE (excluded.title COLLATE "C", excluded.artist_id, excluded.duration, excluded.year)
+        < (t.title COLLATE "C", t.artist_id, t.duration, t.year)
     RETURNING (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted) FROM ins;
 
--- name: song_keys
--- The distinct (title, artist, length) a play can name: new plays, and known plays a catalog change touches.
-CREATE TEMP TABLE song_keys ON COMMIT DROP AS
+-- name: max_ids
+SELECT coalesce((SELECT max(trackplay_id) FROM trackplays), 0), coalesce((SELECT max(name_id) FROM play_names), 0);
+
+-- name: stage_names
+-- The (title, artist, length) this run's plays name; a name's spelling is the smallest seen ("C" collation).
+CREATE TEMP TABLE stage_names ON COMMIT DROP AS
 SELECT title_key, artist_key, length_ms,
        min(song_title COLLATE "C") AS song_title, min(artist_name COLLATE "C") AS artist_name
-FROM (
-    SELECT title_key, artist_key, length_ms, song_title, artist_name FROM stage_plays
-    UNION ALL
-    SELECT p.title_key, p.artist_key, p.length_ms, p.song_title, p.artist_name
-    FROM trackplays p
-    WHERE p.artist_key IN (SELECT artist_key FROM touched_artist_keys)
-) k
-GROUP BY title_key, artist_key, length_ms;
+FROM stage_plays
+GROUP BY artist_key, title_key, length_ms;
+
+-- name: names_to_resolve
+-- Names new to the database, and known names whose artist a catalog change in this run touches (rule 8).
+CREATE TEMP TABLE names_to_resolve ON COMMIT DROP AS
+SELECT row_number() OVER () AS k_id, * FROM (
+SELECT NULL::int AS name_id, s.title_key, s.artist_key, s.length_ms, s.song_title, s.artist_name,
+       NULL::text COLLATE "C" AS old_track_id, NULL::text COLLATE "C" AS old_artist_id
+FROM stage_names s
+WHERE NOT EXISTS (
+    SELECT 1 FROM play_names n
+    WHERE n.artist_key = s.artist_key AND n.title_key = s.title_key AND n.length_ms = s.length_ms
+)
+UNION ALL
+SELECT name_id, title_key, artist_key, length_ms, song_title, artist_name, track_id, artist_id
+FROM play_names
+WHERE artist_key IN (SELECT artist_key FROM touched_artist_keys)
+) k;
 
 -- name: resolve
 -- Rules 6 and 7: catalog track by normalised title + artist within 1.0 s (closest, then smallest id);
@@ -63,36 +77,31 @@ GROUP BY title_key, artist_key, length_ms;
 -- (title, resolved artist, length in ms). Inferred ids: 'IA-'/'IT-' + md5 of the normalised key.
 CREATE TEMP TABLE resolution ON COMMIT DROP AS
 WITH track_match AS (
-    SELECT DISTINCT ON (k.title_key, k.artist_key, k.length_ms)
-           k.title_key, k.artist_key, k.length_ms, t.track_id, t.artist_id
-    FROM song_keys k
+    SELECT DISTINCT ON (k.k_id) k.k_id, t.track_id, t.artist_id
+    FROM names_to_resolve k
     JOIN tracks t
       ON NOT t.is_inferred AND t.artist_key = k.artist_key AND t.title_key = k.title_key
      AND abs(t.duration::numeric - k.length_ms / 1000.0) <= 1.0
-    ORDER BY k.title_key, k.artist_key, k.length_ms,
-             abs(t.duration::numeric - k.length_ms / 1000.0), t.track_id COLLATE "C"
+    ORDER BY k.k_id, abs(t.duration::numeric - k.length_ms / 1000.0), t.track_id
 ), artist_match AS (
-    SELECT artist_key, min(artist_id COLLATE "C") AS artist_id
+    SELECT artist_key, min(artist_id) AS artist_id
     FROM tracks
-    WHERE NOT is_inferred AND artist_key IN (SELECT artist_key FROM song_keys)
+    WHERE NOT is_inferred AND artist_key IN (SELECT artist_key FROM names_to_resolve)
     GROUP BY artist_key
 ), resolved AS (
-    SELECT k.title_key, k.artist_key, k.length_ms, k.song_title, k.artist_name,
-           tm.track_id AS catalog_track_id,
+    SELECT k.*, tm.track_id AS catalog_track_id,
            coalesce(tm.artist_id, am.artist_id, 'IA-' || left(md5(k.artist_key), 24)) AS artist_id,
            (tm.artist_id IS NULL AND am.artist_id IS NULL) AS artist_inferred
-    FROM song_keys k
-    LEFT JOIN track_match tm USING (title_key, artist_key, length_ms)
+    FROM names_to_resolve k
+    LEFT JOIN track_match tm USING (k_id)
     LEFT JOIN artist_match am USING (artist_key)
 )
-SELECT title_key, artist_key, length_ms, song_title, artist_name, artist_id, artist_inferred,
+SELECT name_id, title_key, artist_key, length_ms, song_title, artist_name, old_track_id, old_artist_id,
+       artist_id, artist_inferred,
        coalesce(catalog_track_id,
                 'IT-' || left(md5(title_key || chr(31) || artist_id || chr(31) || length_ms::text), 24)) AS track_id,
        catalog_track_id IS NULL AS track_inferred
 FROM resolved;
-
--- name: index_resolution
-CREATE INDEX ON resolution (artist_key, title_key, length_ms);
 
 -- name: inferred_artists
 WITH ins AS (
@@ -110,7 +119,7 @@ SELECT count(*) FILTER (WHERE inserted) FROM ins;
 WITH ins AS (
     INSERT INTO tracks AS t (track_id, title, artist_id, duration, is_inferred, title_key, artist_key)
     SELECT track_id, min(song_title COLLATE "C"), min(artist_id), min(length_ms) / 1000.0, TRUE,
-           min(title_key), min(artist_key COLLATE "C")
+           min(title_key), min(artist_key)
     FROM resolution WHERE track_inferred
     GROUP BY track_id
     ON CONFLICT (track_id) DO UPDATE SET title = excluded.title
@@ -119,27 +128,48 @@ WITH ins AS (
 )
 SELECT count(*) FILTER (WHERE inserted) FROM ins;
 
--- name: max_play_id
-SELECT coalesce(max(trackplay_id), 0) FROM trackplays;
+-- name: insert_names
+-- New names with their resolution; a known name only takes a smaller spelling.
+INSERT INTO play_names AS n (title_key, artist_key, length_ms, song_title, artist_name, track_id, artist_id)
+SELECT s.title_key, s.artist_key, s.length_ms, s.song_title, s.artist_name, r.track_id, r.artist_id
+FROM stage_names s
+LEFT JOIN resolution r
+  ON r.name_id IS NULL AND r.artist_key = s.artist_key AND r.title_key = s.title_key AND r.length_ms = s.length_ms
+ON CONFLICT ON CONSTRAINT play_names_key DO UPDATE
+SET song_title = least(n.song_title, excluded.song_title COLLATE "C"),
+    artist_name = least(n.artist_name, excluded.artist_name COLLATE "C")
+WHERE excluded.song_title COLLATE "C" < n.song_title COLLATE "C"
+   OR excluded.artist_name COLLATE "C" < n.artist_name COLLATE "C";
+
+-- name: update_names
+-- Known names whose resolution a catalog change moved (rule 8).
+UPDATE play_names n
+SET track_id = r.track_id, artist_id = r.artist_id
+FROM resolution r
+WHERE n.name_id = r.name_id AND (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id);
 
 -- name: insert_plays
 -- Rules 1 and 2: a play per NextSong event; a natural key seen before (in the database or earlier in this
 -- run) is a duplicate and changes nothing.
 INSERT INTO trackplays (start_time, user_id, tier, track_id, artist_id, session_id, item_in_session,
-                        location, user_agent, song_title, artist_name, length_ms, title_key, artist_key)
-SELECT TIMESTAMP '1970-01-01' + p.ts * INTERVAL '1 millisecond', p.user_id, p.tier, r.track_id, r.artist_id,
-       p.session_id, p.item_in_session, p.location, p.user_agent, p.song_title, p.artist_name, p.length_ms,
-       p.title_key, p.artist_key
+                        location, user_agent, name_id)
+SELECT TIMESTAMP '1970-01-01' + p.ts * INTERVAL '1 millisecond', p.user_id, p.tier, n.track_id, n.artist_id,
+       p.session_id, p.item_in_session, p.location, p.user_agent, n.name_id
 FROM stage_plays p
-JOIN resolution r USING (title_key, artist_key, length_ms)
+JOIN play_names n USING (artist_key, title_key, length_ms)
 ON CONFLICT ON CONSTRAINT trackplays_natural_key DO NOTHING;
+
+-- name: drop_unused_names
+-- A name added by this run that only duplicates of known plays used.
+DELETE FROM play_names n
+WHERE n.name_id > %(after_name)s AND NOT EXISTS (SELECT 1 FROM trackplays p WHERE p.name_id = n.name_id);
 
 -- name: insert_time
 -- Rule 4: one row per distinct start time of the plays this run added, in UTC.
 INSERT INTO timetb (start_time, hour, day, week, month, year, weekday)
 SELECT start_time, extract(hour FROM start_time), extract(day FROM start_time), extract(week FROM start_time),
        extract(month FROM start_time), extract(year FROM start_time), to_char(start_time, 'FMDay')
-FROM (SELECT DISTINCT start_time FROM trackplays WHERE trackplay_id > %(after_id)s) s
+FROM (SELECT DISTINCT start_time FROM trackplays WHERE trackplay_id > %(after_play)s) s
 ON CONFLICT (start_time) DO NOTHING;
 
 -- name: merge_users
@@ -157,37 +187,27 @@ WITH ins AS (
 )
 SELECT count(*) FILTER (WHERE inserted) FROM ins;
 
--- name: orphan_candidates
--- Inferred rows that plays may stop using when the catalog moves them (rule 8).
-CREATE TEMP TABLE orphan_candidates ON COMMIT DROP AS
-SELECT DISTINCT p.track_id, p.artist_id
-FROM trackplays p
-JOIN resolution r USING (artist_key, title_key, length_ms)
-WHERE p.trackplay_id <= %(after_id)s
-  AND p.artist_key IN (SELECT artist_key FROM touched_artist_keys)
-  AND (p.track_id, p.artist_id) IS DISTINCT FROM (r.track_id, r.artist_id);
-
 -- name: reresolve_plays
 -- Rule 8: known plays move to the catalog track and artist a later song file gives them.
 UPDATE trackplays p
 SET track_id = r.track_id, artist_id = r.artist_id
 FROM resolution r
-WHERE p.artist_key = r.artist_key AND p.title_key = r.title_key AND p.length_ms = r.length_ms
-  AND p.trackplay_id <= %(after_id)s
-  AND p.artist_key IN (SELECT artist_key FROM touched_artist_keys)
-  AND (p.track_id, p.artist_id) IS DISTINCT FROM (r.track_id, r.artist_id);
+WHERE p.name_id = r.name_id
+  AND (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id)
+  AND p.trackplay_id <= %(after_play)s;
 
 -- name: delete_orphan_tracks
+-- Inferred tracks no name resolves to any more (names exist only while a play uses them).
 DELETE FROM tracks t
 WHERE t.is_inferred
-  AND t.track_id IN (SELECT track_id FROM orphan_candidates UNION SELECT track_id FROM resolution)
-  AND NOT EXISTS (SELECT 1 FROM trackplays p WHERE p.track_id = t.track_id);
+  AND t.track_id IN (SELECT old_track_id FROM resolution UNION ALL SELECT track_id FROM resolution)
+  AND NOT EXISTS (SELECT 1 FROM play_names n WHERE n.track_id = t.track_id);
 
 -- name: delete_orphan_artists
 DELETE FROM artists a
 WHERE a.is_inferred
-  AND a.artist_id IN (SELECT artist_id FROM orphan_candidates UNION SELECT artist_id FROM resolution)
-  AND NOT EXISTS (SELECT 1 FROM trackplays p WHERE p.artist_id = a.artist_id)
+  AND a.artist_id IN (SELECT old_artist_id FROM resolution UNION ALL SELECT artist_id FROM resolution)
+  AND NOT EXISTS (SELECT 1 FROM play_names n WHERE n.artist_id = a.artist_id)
   AND NOT EXISTS (SELECT 1 FROM tracks t WHERE t.artist_id = a.artist_id);
 
 -- name: replace_rejects

@@ -1,13 +1,14 @@
 -- Staging tables for one load run: temporary (unlogged, private to the run's session), dropped at commit.
 
 CREATE TEMP TABLE stage_songs (
-    track_id TEXT, title TEXT, artist_id TEXT, artist_name TEXT, year INT, duration DOUBLE PRECISION,
-    location TEXT, latitude DOUBLE PRECISION, longitude DOUBLE PRECISION, title_key TEXT, artist_key TEXT
+    track_id TEXT COLLATE "C", title TEXT, artist_id TEXT COLLATE "C", artist_name TEXT, year INT,
+    duration DOUBLE PRECISION, location TEXT, latitude DOUBLE PRECISION, longitude DOUBLE PRECISION,
+    title_key TEXT COLLATE "C", artist_key TEXT COLLATE "C"
 ) ON COMMIT DROP;
 
 CREATE TEMP TABLE stage_plays (
     user_id INT, session_id INT, item_in_session INT, ts BIGINT, tier TEXT, location TEXT, user_agent TEXT,
-    song_title TEXT, artist_name TEXT, length_ms INT, title_key TEXT, artist_key TEXT
+    song_title TEXT, artist_name TEXT, length_ms INT, title_key TEXT COLLATE "C", artist_key TEXT COLLATE "C"
 ) ON COMMIT DROP;
 
 CREATE TEMP TABLE stage_users (
