@@ -349,9 +349,7 @@ def run_load(
         run.progress.start(sum(f.size for f in files), len(files))
         try:
             with conn.transaction():
-                # room for the merge's hashes and sorts; a crash loses nothing since the run commits or not at all
-                conn.execute("SET LOCAL work_mem = '128MB'")
-                conn.execute("SET LOCAL synchronous_commit = off")
+                conn.execute("SET LOCAL work_mem = '128MB'")  # room for the merge's hashes and sorts
                 for statement in statements("load/staging"):
                     conn.execute(statement)  # our own trusted .sql file
                 started_stage = time.perf_counter()
