@@ -1,0 +1,121 @@
+-- The figures of `musicstream report`. Every statement takes %(since)s, %(until)s (dates, inclusive, UTC; NULL =
+-- open), %(tier)s ('free', 'paid' or NULL) and, for top lists, %(top)s. Times are UTC.
+
+-- name: headline
+SELECT count(*) AS plays,
+       count(DISTINCT p.user_id) AS listeners,
+       coalesce(sum(n.length_ms), 0) / 3600000.0 AS listening_hours,
+       count(DISTINCT (p.user_id, p.session_id)) AS sessions,
+       min(p.start_time) AS first_play,
+       max(p.start_time) AS last_play
+FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text) p
+JOIN play_names n USING (name_id);
+
+-- name: daily_listeners
+-- Distinct listeners per day, every day from the first to the last play (days without plays count as 0).
+WITH daily AS (
+    SELECT start_time::date AS day, count(DISTINCT user_id) AS listeners, count(*) AS plays
+    FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+    GROUP BY 1
+)
+SELECT d::date AS day, coalesce(daily.listeners, 0) AS listeners, coalesce(daily.plays, 0) AS plays
+FROM generate_series((SELECT min(day) FROM daily), (SELECT max(day) FROM daily), INTERVAL '1 day') d
+LEFT JOIN daily ON daily.day = d::date
+ORDER BY 1;
+
+-- name: monthly_window
+-- Distinct listeners in the last 30 days of the period (ending at the last day with plays): the MAU.
+WITH last AS (SELECT max(start_time)::date AS day FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text))
+SELECT count(DISTINCT p.user_id) AS mau, min(last.day) - 29 AS window_start, min(last.day) AS window_end
+FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text) p, last
+WHERE p.start_time >= last.day - 29;
+
+-- name: top_tracks
+WITH counts AS (
+    SELECT track_id, count(*) AS plays, count(DISTINCT user_id) AS listeners
+    FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+    GROUP BY track_id
+), ranked AS (
+    (SELECT *, 'plays' AS ranking FROM counts ORDER BY plays DESC, listeners DESC, track_id LIMIT %(top)s)
+    UNION ALL
+    (SELECT *, 'listeners' FROM counts ORDER BY listeners DESC, plays DESC, track_id LIMIT %(top)s)
+)
+SELECT r.ranking, r.track_id, t.title, a.name AS artist, t.is_inferred, r.plays, r.listeners
+FROM ranked r JOIN tracks t USING (track_id) JOIN artists a ON a.artist_id = t.artist_id
+ORDER BY r.ranking DESC, CASE r.ranking WHEN 'plays' THEN r.plays ELSE r.listeners END DESC,
+         CASE r.ranking WHEN 'plays' THEN r.listeners ELSE r.plays END DESC, r.track_id;
+
+-- name: top_artists
+WITH counts AS (
+    SELECT artist_id, count(*) AS plays, count(DISTINCT user_id) AS listeners
+    FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+    GROUP BY artist_id
+), ranked AS (
+    (SELECT *, 'plays' AS ranking FROM counts ORDER BY plays DESC, listeners DESC, artist_id LIMIT %(top)s)
+    UNION ALL
+    (SELECT *, 'listeners' FROM counts ORDER BY listeners DESC, plays DESC, artist_id LIMIT %(top)s)
+)
+SELECT r.ranking, r.artist_id, a.name, a.is_inferred, r.plays, r.listeners
+FROM ranked r JOIN artists a USING (artist_id)
+ORDER BY r.ranking DESC, CASE r.ranking WHEN 'plays' THEN r.plays ELSE r.listeners END DESC,
+         CASE r.ranking WHEN 'plays' THEN r.listeners ELSE r.plays END DESC, r.artist_id;
+
+-- name: hour_weekday
+-- Plays by ISO weekday (1 = Monday) and hour of day, UTC.
+SELECT extract(isodow FROM start_time)::int AS weekday, extract(hour FROM start_time)::int AS hour,
+       count(*) AS plays
+FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
+-- name: tiers
+-- Plays and distinct listeners on each tier (a user who changed tier counts on both).
+SELECT tier, count(*) AS plays, count(DISTINCT user_id) AS listeners
+FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+GROUP BY tier
+ORDER BY tier;
+
+-- name: current_tiers
+-- Listeners of the period by their tier at their latest event.
+SELECT u.tier, count(*) AS users
+FROM users u
+WHERE u.user_id IN (SELECT user_id FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text))
+GROUP BY u.tier
+ORDER BY u.tier;
+
+-- name: tier_changes
+-- Users whose plays over time show an upgrade (free then paid) or a downgrade (paid then free).
+WITH seq AS (
+    SELECT user_id, tier,
+           lag(tier) OVER (PARTITION BY user_id ORDER BY start_time, session_id, item_in_session) AS previous
+    FROM report_plays(%(since)s::date, %(until)s::date, NULL)
+)
+SELECT count(DISTINCT user_id) FILTER (WHERE previous = 'free' AND tier = 'paid') AS upgraded,
+       count(DISTINCT user_id) FILTER (WHERE previous = 'paid' AND tier = 'free') AS downgraded,
+       count(DISTINCT user_id) FILTER (WHERE previous <> tier) AS changed
+FROM seq;
+
+-- name: top_locations
+SELECT coalesce(location, '(unknown)') AS location, count(*) AS plays, count(DISTINCT user_id) AS listeners
+FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+GROUP BY 1
+ORDER BY plays DESC, listeners DESC, location
+LIMIT %(top)s;
+
+-- name: user_agents
+-- Every distinct user agent with its plays and listeners; families are derived in Python.
+SELECT coalesce(user_agent, '') AS user_agent, count(*) AS plays, count(DISTINCT user_id) AS listeners
+FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+GROUP BY 1
+ORDER BY plays DESC, user_agent;
+
+-- name: catalog_match
+SELECT count(*) FILTER (WHERE NOT t.is_inferred) AS matched, count(*) AS plays
+FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text) p
+JOIN tracks t USING (track_id);
+
+-- name: recent_runs
+SELECT run_id, started_at, status, files_read, records_read, rejects, duplicates
+FROM etl_runs
+ORDER BY run_id DESC
+LIMIT 5;
