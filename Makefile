@@ -32,11 +32,15 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks *.py
 	$(BIN)/mypy src
 
-# The TCP + password test runs Debian's PostgreSQL 15; install it when missing (as root), else say how.
+# The tests need Debian's PostgreSQL 15 (the TCP + password test) and Chromium (the HTML report test).
+# Install what is missing (as root), else say how.
+TEST_PACKAGES := $(if $(wildcard /usr/lib/postgresql/15/bin/initdb),,postgresql-15) \
+                 $(if $(wildcard /usr/bin/chromium),,chromium)
 test-deps:
-	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15; \
-	  else echo "The tests need PostgreSQL 15: sudo apt-get install postgresql-15" >&2; exit 1; fi; \
+	@if [ -n "$(strip $(TEST_PACKAGES))" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(TEST_PACKAGES); \
+	  else echo "The tests need: sudo apt-get install $(TEST_PACKAGES)" >&2; exit 1; fi; \
 	fi
 
 pytest: setup test-deps

@@ -239,6 +239,117 @@ def check(ctx: click.Context, as_json: bool) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First day to cover (UTC), e.g. 2018-11-05.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day to cover (UTC, inclusive).")
+@click.option("--tier", type=click.Choice(["free", "paid"]), help="Only plays on this tier.")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="Length of top lists.")
+@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write an HTML report.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report's figures as JSON.")
+@click.pass_context
+@_handle_errors
+def report(
+    ctx: click.Context,
+    since: Any,
+    until: Any,
+    tier: str | None,
+    top: int,
+    html_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Report what people are listening to: plays, listeners, top tracks and artists, when, which tier.
+
+    Prints rich tables on the terminal; --html writes one self-contained HTML file with charts (opens with no
+    network); --json prints every figure for dashboards. Times are UTC.
+
+    \b
+    Examples:
+      musicstream report
+      musicstream report --since 2018-11-01 --until 2018-11-07 --tier paid
+      musicstream report --html report.html
+    """
+    from musicstream.db.schema import require_schema
+    from musicstream.report import ReportFilters, build_report
+
+    if since and until and since > until:
+        raise click.BadParameter("--since is after --until")
+    filters = ReportFilters(
+        since=since.date() if since else None, until=until.date() if until else None, tier=tier, top=top
+    )
+    db = _database(ctx)
+    with db.connect(autocommit=True) as conn:
+        require_schema(conn)
+        figures = build_report(conn, filters)
+    if html_file is not None:
+        from musicstream.report.html import render_html
+
+        html_file.write_text(render_html(figures), encoding="utf-8")
+    if as_json:
+        _emit_json(figures)
+    elif html_file is not None:
+        _console().print(f"Wrote {html_file} ({html_file.stat().st_size / 1024:.0f} KiB).")
+    else:
+        from musicstream.report.terminal import render
+
+        _console().print(render(figures))
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("params", nargs=-1)
+@click.option("--list", "list_queries", is_flag=True, help="List the curated queries and their parameters.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option("--sql", "show_sql", is_flag=True, help="Print the query's SQL instead of running it.")
+@click.pass_context
+@_handle_errors
+def query(
+    ctx: click.Context, name: str | None, params: tuple[str, ...], list_queries: bool, as_json: bool, show_sql: bool
+) -> None:
+    """Run a curated SQL query by NAME, with PARAM=VALUE parameters.
+
+    The queries answer the questions analysts ask first (top tracks in a period, listeners of an artist,
+    session lengths, free-to-paid conversion, hourly pattern); --sql shows the SQL to start your own from.
+
+    \b
+    Examples:
+      musicstream query --list
+      musicstream query top_tracks since=2018-11-01 until=2018-11-07 limit=5
+      musicstream query artist_listeners artist=Coldplay --json
+    """
+    from rich.table import Table
+
+    from musicstream import queries
+
+    if list_queries or name is None:
+        table = Table(title="Curated queries", title_justify="left")
+        for column in ("name", "what it answers", "parameters (default)"):
+            table.add_column(column)
+        for q in queries.available():
+            described = ", ".join(f"{p.name}={p.default or 'null'}" for p in q.params)
+            table.add_row(q.name, q.title, described)
+        _console().print(table)
+        return
+    chosen = queries.get(name)
+    values = queries.bind(chosen, list(params))
+    if show_sql:
+        click.echo(chosen.sql)
+        return
+    db = _database(ctx)
+    with db.connect(autocommit=True) as conn:
+        columns, rows = queries.run(conn, chosen, values)
+    if as_json:
+        _emit_json(rows)
+        return
+    from rich.table import Table as RichTable
+
+    table = RichTable(title=chosen.title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    _console().print(table)
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context

@@ -32,7 +32,7 @@ class ReportFilters:
 
 def _rows(conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(named_statements("report/report")[name], params)  # type: ignore[arg-type]
+        cur.execute(named_statements("report/report")[name], params)
         return cur.fetchall()
 
 

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 ACCENT = "#3b6fb6"
 SECOND = "#e07b39"
-_RC = {
+_RC: Any = {
     "svg.fonttype": "none",
     "text.parse_math": False,
     "font.family": "sans-serif",
