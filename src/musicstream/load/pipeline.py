@@ -384,4 +384,7 @@ def run_load(
                 raise LoadError(f"the load failed and was rolled back: {result.error}") from exc
             raise
         run.rejects.close()
+        if sum(result.rows_added.values()):
+            # fresh statistics, so that the report's and analysts' first queries get good plans
+            conn.execute("ANALYZE trackplays, play_names, tracks, artists, users, timetb")
     return result

@@ -2,14 +2,21 @@
 -- open), %(tier)s ('free', 'paid' or NULL) and, for top lists, %(top)s. Times are UTC.
 
 -- name: headline
-SELECT count(*) AS plays,
-       count(DISTINCT p.user_id) AS listeners,
-       coalesce(sum(n.length_ms), 0) / 3600000.0 AS listening_hours,
-       count(DISTINCT (p.user_id, p.session_id)) AS sessions,
-       min(p.start_time) AS first_play,
-       max(p.start_time) AS last_play
-FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text) p
-JOIN play_names n USING (name_id);
+-- Aggregated per (user, session) first: hash aggregation, much cheaper than count(DISTINCT ...) on large tables.
+WITH per_session AS (
+    SELECT p.user_id, p.session_id, count(*) AS plays, sum(n.length_ms) AS length_ms,
+           min(p.start_time) AS first_play, max(p.start_time) AS last_play
+    FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text) p
+    JOIN play_names n USING (name_id)
+    GROUP BY p.user_id, p.session_id
+)
+SELECT coalesce(sum(plays), 0) AS plays,
+       count(DISTINCT user_id) AS listeners,
+       coalesce(sum(length_ms), 0) / 3600000.0 AS listening_hours,
+       count(*) AS sessions,
+       min(first_play) AS first_play,
+       max(last_play) AS last_play
+FROM per_session;
 
 -- name: daily_listeners
 -- Distinct listeners per day, every day from the first to the last play (days without plays count as 0).
