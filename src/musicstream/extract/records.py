@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from musicstream.extract.fields import BadField, integer, number, text
+from musicstream.extract.fields import INT_MAX, INT_MIN, BadField, integer, number, text
 from musicstream.transform.normalize import length_ms, name_key
 
 TIERS = frozenset({"free", "paid"})
@@ -97,11 +97,103 @@ def _decode(raw: bytes) -> dict[str, Any] | Reject:
     return obj
 
 
+def _opt_text(value: Any) -> str | None:
+    """A well-typed optional text field (str or None), "" as None; anything else raises TypeError."""
+    if value is None or type(value) is str:
+        return value or None
+    raise TypeError
+
+
+def _fast_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | None:
+    """The common case, with no conversion needed; None sends the record to the careful path.
+
+    The caller has checked that the line holds no escaped NUL, so no string here can contain one.
+    """
+    try:
+        uid = obj["userId"]
+        if uid == "" or uid is None:
+            return LOGGED_OUT
+        page, ts, session_id, item, tier = (
+            obj["page"],
+            obj["ts"],
+            obj["sessionId"],
+            obj["itemInSession"],
+            obj["level"],
+        )
+        if not (
+            type(uid) is str
+            and uid.isdigit()
+            and len(uid) < 10
+            and type(page) is str
+            and page
+            and type(ts) is int
+            and TS_MIN <= ts <= TS_MAX
+            and type(session_id) is int
+            and type(item) is int
+            and INT_MIN <= session_id <= INT_MAX
+            and INT_MIN <= item <= INT_MAX
+            and tier in TIERS
+        ):
+            return None
+        user = UserEvent(
+            ts,
+            session_id,
+            item,
+            int(uid),
+            _opt_text(obj.get("firstName")),
+            _opt_text(obj.get("lastName")),
+            _opt_text(obj.get("gender")),
+            tier,
+        )
+        location = _opt_text(obj.get("location"))
+        agent = _strip_quotes(_opt_text(obj.get("userAgent")))
+        if page != "NextSong":
+            return Skip("not a play", user)
+        song, artist, length = obj["song"], obj["artist"], obj["length"]
+        if not (
+            type(song) is str
+            and song
+            and type(artist) is str
+            and artist
+            and type(length) is float
+            and 0 <= length < 2_000_000
+        ):
+            return None
+    except (KeyError, TypeError):
+        return None
+    return (
+        Play(
+            user.user_id,
+            session_id,
+            item,
+            ts,
+            tier,
+            location,
+            agent,
+            song,
+            artist,
+            round(length * 1000),
+            name_key(song),
+            name_key(artist),
+        ),
+        user,
+    )
+
+
 def parse_event(raw: bytes) -> tuple[Play, UserEvent] | Skip | Reject:
     """One log line → a play with its user event, a skip (maybe with a user event), or a reject."""
     obj = _decode(raw)
     if isinstance(obj, Reject):
         return obj
+    if b"\\u0000" not in raw:
+        fast = _fast_event(obj)
+        if fast is not None:
+            return fast
+    return _careful_event(obj)
+
+
+def _careful_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | Reject:
+    """Every field checked and converted where SEMANTICS.md allows, with a reason for each reject."""
     try:
         uid = obj.get("userId")
         if "userId" not in obj:

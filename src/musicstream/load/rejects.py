@@ -31,6 +31,11 @@ class RejectSink:
         self._file.write(orjson.dumps([file, line, reason + note, text]) + b"\n")
         self.count += 1
 
+    def add_text(self, file: str, line: int, reason: str, text: str) -> None:
+        """A reject whose raw text went through ``raw_text`` already (in a worker)."""
+        self._file.write(orjson.dumps([file, line, reason, text]) + b"\n")
+        self.count += 1
+
     def rows(self) -> Iterator[tuple[str, int, str, str]]:
         self._file.flush()
         self._file.seek(0)

@@ -104,42 +104,50 @@ SELECT name_id, title_key, artist_key, length_ms, song_title, artist_name, old_t
 FROM resolved;
 
 -- name: inferred_artists
-WITH ins AS (
-    INSERT INTO artists AS a (artist_id, name, is_inferred)
-    SELECT artist_id, min(artist_name COLLATE "C"), TRUE
-    FROM resolution WHERE artist_inferred
-    GROUP BY artist_id
-    ON CONFLICT (artist_id) DO UPDATE SET name = excluded.name
-    WHERE a.is_inferred AND excluded.name COLLATE "C" < a.name COLLATE "C"
-    RETURNING (xmax = 0) AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted) FROM ins;
+-- New inferred artists; plain INSERT of rows not there yet, in key order (cheaper than ON CONFLICT: loads are
+-- serialised by the load lock, so nothing else inserts meanwhile).
+INSERT INTO artists (artist_id, name, is_inferred)
+SELECT artist_id, min(artist_name COLLATE "C"), TRUE
+FROM resolution r
+WHERE artist_inferred AND NOT EXISTS (SELECT 1 FROM artists a WHERE a.artist_id = r.artist_id)
+GROUP BY artist_id
+ORDER BY artist_id;
+
+-- name: inferred_artist_names
+-- A known inferred artist takes a smaller spelling seen in this run (the name is the smallest spelling).
+UPDATE artists a SET name = r.name
+FROM (SELECT artist_id, min(artist_name COLLATE "C") AS name FROM resolution WHERE artist_inferred GROUP BY 1) r
+WHERE a.artist_id = r.artist_id AND a.is_inferred AND r.name < a.name COLLATE "C";
 
 -- name: inferred_tracks
-WITH ins AS (
-    INSERT INTO tracks AS t (track_id, title, artist_id, duration, is_inferred, title_key, artist_key)
-    SELECT track_id, min(song_title COLLATE "C"), min(artist_id), min(length_ms) / 1000.0, TRUE,
-           min(title_key), min(artist_key)
-    FROM resolution WHERE track_inferred
-    GROUP BY track_id
-    ON CONFLICT (track_id) DO UPDATE SET title = excluded.title
-    WHERE t.is_inferred AND excluded.title COLLATE "C" < t.title COLLATE "C"
-    RETURNING (xmax = 0) AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted) FROM ins;
+INSERT INTO tracks (track_id, title, artist_id, duration, is_inferred, title_key, artist_key)
+SELECT track_id, min(song_title COLLATE "C"), min(artist_id), min(length_ms) / 1000.0, TRUE,
+       min(title_key), min(artist_key)
+FROM resolution r
+WHERE track_inferred AND NOT EXISTS (SELECT 1 FROM tracks t WHERE t.track_id = r.track_id)
+GROUP BY track_id
+ORDER BY track_id;
+
+-- name: inferred_track_titles
+UPDATE tracks t SET title = r.title
+FROM (SELECT track_id, min(song_title COLLATE "C") AS title FROM resolution WHERE track_inferred GROUP BY 1) r
+WHERE t.track_id = r.track_id AND t.is_inferred AND r.title < t.title COLLATE "C";
 
 -- name: insert_names
--- New names with their resolution; a known name only takes a smaller spelling.
-INSERT INTO play_names AS n (title_key, artist_key, length_ms, song_title, artist_name, track_id, artist_id)
-SELECT s.title_key, s.artist_key, s.length_ms, s.song_title, s.artist_name, r.track_id, r.artist_id
+-- New names with their resolution, in key order.
+INSERT INTO play_names (title_key, artist_key, length_ms, song_title, artist_name, track_id, artist_id)
+SELECT title_key, artist_key, length_ms, song_title, artist_name, track_id, artist_id
+FROM resolution
+WHERE name_id IS NULL
+ORDER BY artist_key, title_key, length_ms;
+
+-- name: name_spellings
+-- A known name takes a smaller spelling seen in this run.
+UPDATE play_names n
+SET song_title = least(n.song_title, s.song_title), artist_name = least(n.artist_name, s.artist_name)
 FROM stage_names s
-LEFT JOIN resolution r
-  ON r.name_id IS NULL AND r.artist_key = s.artist_key AND r.title_key = s.title_key AND r.length_ms = s.length_ms
-ON CONFLICT ON CONSTRAINT play_names_key DO UPDATE
-SET song_title = least(n.song_title, excluded.song_title COLLATE "C"),
-    artist_name = least(n.artist_name, excluded.artist_name COLLATE "C")
-WHERE excluded.song_title COLLATE "C" < n.song_title COLLATE "C"
-   OR excluded.artist_name COLLATE "C" < n.artist_name COLLATE "C";
+WHERE n.artist_key = s.artist_key AND n.title_key = s.title_key AND n.length_ms = s.length_ms
+  AND (s.song_title < n.song_title COLLATE "C" OR s.artist_name < n.artist_name COLLATE "C");
 
 -- name: update_names
 -- Known names whose resolution a catalog change moved (rule 8).
@@ -150,14 +158,19 @@ WHERE n.name_id = r.name_id AND (r.old_track_id, r.old_artist_id) IS DISTINCT FR
 
 -- name: insert_plays
 -- Rules 1 and 2: a play per NextSong event; a natural key seen before (in the database or earlier in this
--- run) is a duplicate and changes nothing.
+-- run) is a duplicate and changes nothing. Within the run the earliest event of a key wins.
 INSERT INTO trackplays (start_time, user_id, tier, track_id, artist_id, session_id, item_in_session,
                         location, user_agent, name_id)
-SELECT TIMESTAMP '1970-01-01' + p.ts * INTERVAL '1 millisecond', p.user_id, p.tier, n.track_id, n.artist_id,
+SELECT DISTINCT ON (p.user_id, p.session_id, p.item_in_session)
+       TIMESTAMP '1970-01-01' + p.ts * INTERVAL '1 millisecond', p.user_id, p.tier, n.track_id, n.artist_id,
        p.session_id, p.item_in_session, p.location, p.user_agent, n.name_id
 FROM stage_plays p
 JOIN play_names n USING (artist_key, title_key, length_ms)
-ON CONFLICT ON CONSTRAINT trackplays_natural_key DO NOTHING;
+WHERE NOT EXISTS (
+    SELECT 1 FROM trackplays t
+    WHERE t.user_id = p.user_id AND t.session_id = p.session_id AND t.item_in_session = p.item_in_session
+)
+ORDER BY p.user_id, p.session_id, p.item_in_session, p.ts;
 
 -- name: drop_unused_names
 -- A name added by this run that only duplicates of known plays used.
@@ -170,7 +183,8 @@ INSERT INTO timetb (start_time, hour, day, week, month, year, weekday)
 SELECT start_time, extract(hour FROM start_time), extract(day FROM start_time), extract(week FROM start_time),
        extract(month FROM start_time), extract(year FROM start_time), to_char(start_time, 'FMDay')
 FROM (SELECT DISTINCT start_time FROM trackplays WHERE trackplay_id > %(after_play)s) s
-ON CONFLICT (start_time) DO NOTHING;
+WHERE NOT EXISTS (SELECT 1 FROM timetb t WHERE t.start_time = s.start_time)
+ORDER BY start_time;
 
 -- name: merge_users
 -- Rule 3: a user's row carries the attributes of the user's latest event by (ts, session, item).

@@ -1,9 +1,8 @@
 -- Support for `musicstream report` and the curated queries: the plays of a period as one inlinable function,
--- and the indexes that period filters and per-artist / per-track questions use.
+-- and the indexes that period filters and per-artist questions use.
 
 CREATE INDEX IF NOT EXISTS trackplays_start_time_idx ON trackplays (start_time);
 CREATE INDEX IF NOT EXISTS trackplays_artist_idx ON trackplays (artist_id);
-CREATE INDEX IF NOT EXISTS trackplays_track_idx ON trackplays (track_id);
 
 -- The plays between two dates (inclusive, UTC; NULL = open) on one tier (NULL = both). A single-SELECT SQL
 -- function: the planner inlines it, so filters reach the indexes.

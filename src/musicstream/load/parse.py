@@ -1,0 +1,236 @@
+"""Parsing work that runs in worker processes: files (or line-aligned slices of big files) → COPY-ready CSV.
+
+Each task returns plain data (bytes, counts, the latest event per user, rejects), so that the main process only
+streams bytes to PostgreSQL while the workers parse: parsing and the database's ingest use different cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import zlib
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from musicstream.extract.files import BOM, open_binary
+from musicstream.extract.records import Reject, Skip, UserEvent, iter_json_values, parse_event, parse_song
+from musicstream.load.rejects import raw_text
+
+READ_ERRORS = (OSError, EOFError, zlib.error, gzip.BadGzipFile)
+
+
+@dataclass(frozen=True)
+class LogTask:
+    """Lines of a log file whose first byte lies in [start, end) (end None: to the end of the file)."""
+
+    path: str
+    start: int = 0
+    end: int | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.end is None
+
+
+@dataclass(frozen=True)
+class SongTask:
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DigestTask:
+    path: str
+
+
+@dataclass
+class FileOutcome:
+    """What a task saw of one file; ``digest`` is set when the task read the whole file."""
+
+    path: str
+    records: int = 0
+    rejects: int = 0
+    digest: str | None = None
+
+
+@dataclass
+class Parsed:
+    """The result of a task. Reject line numbers of a log slice are relative to the slice's first line."""
+
+    csv: bytes = b""
+    staged: int = 0
+    skipped: int = 0
+    logged_out: int = 0
+    lines: int = 0
+    users: dict[int, UserEvent] = field(default_factory=dict)
+    rejects: list[tuple[str, int, str, str]] = field(default_factory=list)
+    files: list[FileOutcome] = field(default_factory=list)
+    digest: str | None = None
+
+
+def _reject(out: Parsed, outcome: FileOutcome, line: int, reason: str, raw: bytes | str) -> None:
+    text, note = raw_text(raw)
+    out.rejects.append((outcome.path, line, reason + note, text))
+    outcome.rejects += 1
+
+
+def _see(users: dict[int, UserEvent], event: UserEvent) -> None:
+    current = users.get(event.user_id)
+    if current is None or event[:3] > current[:3]:
+        users[event.user_id] = event
+
+
+class _Hashing(io.RawIOBase):
+    """A read-through wrapper that hashes the bytes as they are read."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.raw.read(len(buffer))
+        self.digest.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _file_sha256(path: str) -> str | None:
+    try:
+        return digest(DigestTask(path)).digest
+    except OSError:
+        return None
+
+
+def parse_log(task: LogTask) -> Parsed:
+    out = Parsed()
+    outcome = FileOutcome(task.path)
+    out.files.append(outcome)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    users = out.users
+    number = 0
+    hasher: _Hashing | None = None
+    try:
+        raw_file = open(task.path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        outcome.records += 1
+        _reject(out, outcome, 0, f"cannot read file: {exc.strerror or exc}", b"")
+        return out
+    try:
+        with raw_file:
+            source: IO[bytes]
+            if task.whole:
+                hasher = _Hashing(raw_file)
+                source = io.BufferedReader(hasher, 1 << 20)
+                if task.path.lower().endswith(".gz"):
+                    source = gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[assignment]
+            else:
+                source = raw_file
+                if task.start > 0:
+                    raw_file.seek(task.start - 1)
+                    if raw_file.read(1) != b"\n":
+                        raw_file.readline()  # the line in progress belongs to the previous slice
+            position = raw_file.tell() if not task.whole else 0
+            for line in source:
+                if task.end is not None:
+                    if position >= task.end:
+                        break
+                    position += len(line)
+                number += 1
+                if number == 1 and task.start == 0 and line.startswith(BOM):
+                    line = line[3:]
+                if not line or line.isspace():
+                    continue
+                raw = line.rstrip(b"\r\n")
+                outcome.records += 1
+                parsed = parse_event(raw)
+                if type(parsed) is tuple:
+                    writer.writerow(parsed[0])
+                    out.staged += 1
+                    _see(users, parsed[1])
+                elif isinstance(parsed, Skip):
+                    out.skipped += 1
+                    if parsed.user is None:
+                        out.logged_out += 1
+                    else:
+                        _see(users, parsed.user)
+                elif isinstance(parsed, Reject):
+                    _reject(out, outcome, number, parsed.reason, raw)
+            if hasher is not None:
+                while hasher.raw.read(1 << 20):  # a gzip member may end before the file does
+                    pass
+    except READ_ERRORS as exc:
+        outcome.records += 1
+        _reject(out, outcome, number + 1, f"cannot read the rest of the file: {exc}", b"")
+        if hasher is not None:
+            outcome.digest = _file_sha256(task.path)
+            hasher = None
+    out.lines = number
+    out.csv = buffer.getvalue().encode("utf-8")
+    if hasher is not None:
+        outcome.digest = hasher.digest.hexdigest()
+    return out
+
+
+def _parse_song_file(path: str, out: Parsed, writer: Any) -> None:
+    outcome = FileOutcome(path)
+    out.files.append(outcome)
+    try:
+        with open(path, "rb") as handle:
+            stored = handle.read()
+        outcome.digest = hashlib.sha256(stored).hexdigest()
+        data = gzip.decompress(stored) if path.lower().endswith(".gz") else stored
+    except READ_ERRORS as exc:
+        outcome.records += 1
+        _reject(out, outcome, 0, f"cannot read file: {exc}", b"")
+        return
+    if data.startswith(BOM):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        outcome.records += 1
+        _reject(out, outcome, data.count(b"\n", 0, exc.start) + 1, f"invalid UTF-8: {exc.reason}", data)
+        return
+    for line, value, raw in iter_json_values(text):
+        outcome.records += 1
+        song = value if isinstance(value, Reject) else parse_song(value)
+        if isinstance(song, Reject):
+            _reject(out, outcome, line, song.reason, raw)
+        else:
+            writer.writerow(song)
+            out.staged += 1
+
+
+def parse_songs(task: SongTask) -> Parsed:
+    out = Parsed()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for path in task.paths:
+        _parse_song_file(path, out, writer)
+    out.csv = buffer.getvalue().encode("utf-8")
+    return out
+
+
+def digest(task: DigestTask) -> Parsed:
+    sha = hashlib.sha256()
+    with open(task.path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            sha.update(chunk)
+    return Parsed(digest=sha.hexdigest())
+
+
+def run_task(task: LogTask | SongTask | DigestTask) -> Parsed:
+    """The one entry point workers run."""
+    if isinstance(task, LogTask):
+        return parse_log(task)
+    if isinstance(task, SongTask):
+        return parse_songs(task)
+    return digest(task)
+
+
+__all__ = ["DigestTask", "FileOutcome", "LogTask", "Parsed", "SongTask", "open_binary", "run_task"]

@@ -1,0 +1,249 @@
+"""Staging: decide which files to read, parse them in worker processes, stream the rows into COPY.
+
+Workers (one per core by default) parse files, or line-aligned slices of big files, into CSV; the main process
+writes each result to PostgreSQL in file order while the next ones are parsed. At most ``2 × workers`` results
+wait in memory, and a slice is at most SLICE_BYTES of input, so memory stays bounded whatever the input size.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg
+
+from musicstream.extract.files import InputFile
+from musicstream.extract.records import UserEvent
+from musicstream.load.parse import DigestTask, LogTask, Parsed, SongTask, run_task
+from musicstream.load.rejects import RejectSink
+from musicstream.load.stats import LoadResult
+
+SLICE_BYTES = 32 << 20  # plain log files bigger than this are parsed in slices of this size
+SONGS_PER_TASK = 256
+SERIAL_BELOW_BYTES = 4 << 20  # smaller inputs are parsed in-process: starting workers would cost more
+
+PLAY_COLUMNS = (
+    "user_id, session_id, item_in_session, ts, tier, location, user_agent, "
+    "song_title, artist_name, length_ms, title_key, artist_key"
+)
+SONG_COLUMNS = (
+    "track_id, title, artist_id, artist_name, year, duration, location, latitude, longitude, title_key, artist_key"
+)
+USER_COLUMNS = "ts, session_id, item_in_session, user_id, first_name, last_name, gender, tier"
+
+
+class Progress(Protocol):
+    """Where a run reports progress (a rich bar on a terminal, nothing otherwise)."""
+
+    def start(self, total_bytes: int, files: int) -> None: ...
+    def advance(self, nbytes: int) -> None: ...
+    def phase(self, name: str) -> None: ...
+
+
+@dataclass
+class _FileState:
+    """A file being read: its kind, size, and what its tasks found so far."""
+
+    file: InputFile
+    records: int = 0
+    rejects: int = 0
+    digest: str | None = None
+    lines_before: int = 0  # physical lines of the slices already handled
+
+
+@dataclass
+class Staging:
+    """What staging gathered for the merge and the bookkeeping."""
+
+    result: LoadResult
+    progress: Progress
+    rejects: RejectSink = field(default_factory=RejectSink)
+    users: dict[int, UserEvent] = field(default_factory=dict)
+    staged_songs: int = 0
+    staged_plays: int = 0
+
+    def see_users(self, users: dict[int, UserEvent]) -> None:
+        mine = self.users
+        for user_id, event in users.items():
+            current = mine.get(user_id)
+            if current is None or event[:3] > current[:3]:
+                mine[user_id] = event
+
+
+class _Inline(Executor):
+    """Runs tasks in this process: the same code path as the workers, without their start-up cost."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def _executor(workers: int) -> Executor:
+    if workers <= 1:
+        return _Inline()
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["musicstream.load.parse"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+def _ordered(pool: Executor, tasks: Iterable[Any], window: int) -> Iterator[tuple[Any, Parsed]]:
+    """Each task with its result, in task order, with at most ``window`` tasks in flight."""
+    pending: deque[tuple[Any, Future[Parsed]]] = deque()
+    for task in tasks:
+        pending.append((task, pool.submit(run_task, task)))
+        if len(pending) >= window:
+            done, future = pending.popleft()
+            yield done, future.result()
+    while pending:
+        done, future = pending.popleft()
+        yield done, future.result()
+
+
+def _log_tasks(states: Sequence[_FileState]) -> Iterator[LogTask | DigestTask]:
+    for state in states:
+        path, size = state.file.path, state.file.size
+        if size <= SLICE_BYTES or path.lower().endswith(".gz"):
+            yield LogTask(path)
+            continue
+        yield DigestTask(path)
+        for start in range(0, size, SLICE_BYTES):
+            yield LogTask(path, start, start + SLICE_BYTES)
+
+
+def _song_tasks(states: Sequence[_FileState]) -> Iterator[SongTask]:
+    for first in range(0, len(states), SONGS_PER_TASK):
+        yield SongTask(tuple(s.file.path for s in states[first : first + SONGS_PER_TASK]))
+
+
+def _task_bytes(task: Any, states: dict[str, _FileState]) -> int:
+    if isinstance(task, SongTask):
+        return sum(states[p].file.size for p in task.paths)
+    if isinstance(task, LogTask):
+        size = states[task.path].file.size
+        end = size if task.end is None else min(task.end, size)
+        return max(end - task.start, 0)
+    return 0
+
+
+def _absorb(staging: Staging, states: dict[str, _FileState], task: Any, parsed: Parsed) -> None:
+    """Fold a task's result into the run: counts, users, rejects (with absolute line numbers)."""
+    result = staging.result
+    if isinstance(task, DigestTask):
+        states[task.path].digest = parsed.digest
+        return
+    result.records_skipped += parsed.skipped
+    result.logged_out += parsed.logged_out
+    staging.see_users(parsed.users)
+    base = 0
+    if isinstance(task, LogTask) and not task.whole:
+        state = states[task.path]
+        base = state.lines_before
+        state.lines_before += parsed.lines
+    for path, line, reason, raw in parsed.rejects:
+        staging.rejects.add_text(path, line + base if line else line, reason, raw)
+        result.rejected += 1
+    for outcome in parsed.files:
+        state = states[outcome.path]
+        state.records += outcome.records
+        state.rejects += outcome.rejects
+        if outcome.digest is not None:
+            state.digest = outcome.digest
+
+
+def _copy_results(
+    cur: psycopg.Cursor[Any],
+    pool: Executor,
+    window: int,
+    staging: Staging,
+    states: dict[str, _FileState],
+    tasks: Iterable[Any],
+    table: str,
+    columns: str,
+) -> int:
+    staged = 0
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+        for task, parsed in _ordered(pool, tasks, window):
+            if parsed.csv:
+                copy.write(parsed.csv)
+            staged += parsed.staged
+            _absorb(staging, states, task, parsed)
+            staging.progress.advance(_task_bytes(task, states))
+    return staged
+
+
+def stage_files(
+    conn: psycopg.Connection[Any],
+    staging: Staging,
+    files: Sequence[InputFile],
+    known: dict[str, tuple[int, str]],
+    full: bool,
+    workers: int | None,
+) -> list[tuple[str, str, int, str, int, int]]:
+    """Parse and COPY every new or changed file; returns the manifest rows of the files read."""
+    result = staging.result
+    total = sum(f.size for f in files)
+    count = workers or os.cpu_count() or 1
+    if workers is None and total < SERIAL_BELOW_BYTES:
+        count = 1
+    window = 2 * count
+    with _executor(count) as pool:
+        # Files the manifest knows with the same size may be unchanged: their digests decide.
+        maybe_same = [f for f in files if not full and known.get(f.path, (None, ""))[0] == f.size]
+        same: set[str] = set()
+        for task, parsed in _ordered(pool, (DigestTask(f.path) for f in maybe_same), window):
+            if known[task.path][1] == parsed.digest:
+                same.add(task.path)
+        states = {f.path: _FileState(f) for f in files if f.path not in same}
+        result.files_skipped += len(same)
+        staging.progress.advance(sum(f.size for f in files if f.path in same))
+        with conn.cursor() as cur:
+            songs = [s for s in states.values() if s.file.kind == "song"]
+            logs = [s for s in states.values() if s.file.kind == "log"]
+            if songs:
+                staging.progress.phase("reading song files")
+                staging.staged_songs = _copy_results(
+                    cur, pool, window, staging, states, _song_tasks(songs), "stage_songs", SONG_COLUMNS
+                )
+            if logs:
+                staging.progress.phase("reading log files")
+                staging.staged_plays = _copy_results(
+                    cur, pool, window, staging, states, _log_tasks(logs), "stage_plays", PLAY_COLUMNS
+                )
+    manifest: list[tuple[str, str, int, str, int, int]] = []
+    for state in states.values():
+        result.files_read += 1
+        result.bytes_read += state.file.size
+        result.records_read += state.records
+        if state.file.kind == "song":
+            result.song_records += state.records
+        else:
+            result.event_records += state.records
+        if state.digest is not None:  # a file that could not be read is not in the manifest: it is retried
+            manifest.append(
+                (state.file.path, state.file.kind, state.file.size, state.digest, state.records, state.rejects)
+            )
+    return manifest
+
+
+def copy_bookkeeping(
+    conn: psycopg.Connection[Any], staging: Staging, manifest: list[tuple[str, str, int, str, int, int]]
+) -> None:
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY stage_users ({USER_COLUMNS}) FROM STDIN") as copy:
+            for event in staging.users.values():
+                copy.write_row(event)
+        with cur.copy("COPY stage_rejects (file, line, reason, raw) FROM STDIN") as copy:
+            for row in staging.rejects.rows():
+                copy.write_row(row)
+        with cur.copy("COPY stage_files (path, kind, size_bytes, sha256, records, rejects) FROM STDIN") as copy:
+            for entry in manifest:
+                copy.write_row(entry)
