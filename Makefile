@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 DATA   ?=
 SAMPLE ?= sample
 
-.PHONY: setup run lint pytest test test-deps clean
+.PHONY: setup run lint pytest test test-deps bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ pytest: setup test-deps
 	$(BIN)/pytest
 
 test: lint pytest
+
+# The benchmark of benchmarks/README.md: 100K and 1M events (add BENCH_ARGS=--large for 10M).
+bench: setup
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SAMPLE) .pytest_cache .mypy_cache .ruff_cache .hypothesis

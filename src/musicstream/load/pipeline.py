@@ -121,12 +121,12 @@ def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
     _exec(conn, run, "inferred_artist_names")
     added["tracks"] += _exec(conn, run, "inferred_tracks")
     _exec(conn, run, "inferred_track_titles")
-    _exec(conn, run, "insert_names")
+    added["play_names"] = _exec(conn, run, "insert_names")
     _exec(conn, run, "name_spellings")
     _exec(conn, run, "update_names")
     new_plays = _exec(conn, run, "insert_plays")
     added["trackplays"] = new_plays
-    _exec(conn, run, "drop_unused_names", ids)
+    added["play_names"] -= _exec(conn, run, "drop_unused_names", ids)
     added["timetb"] = _exec(conn, run, "insert_time", ids)
     added["users"] = _scalar(conn, run, "merge_users")
     started = time.perf_counter()
@@ -170,6 +170,22 @@ def _update_run(conn: psycopg.Connection[Any], result: LoadResult) -> None:
             result.run_id,
         ),
     )
+
+
+def _refresh_statistics(conn: psycopg.Connection[Any], result: LoadResult) -> None:
+    """ANALYZE the tables this run grew by more than a tenth, so that the next queries get good plans.
+
+    Autovacuum would get there too, later; a small incremental run leaves the statistics as they are.
+    """
+    sizes = dict(
+        conn.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname = ANY(%s)",
+            (["trackplays", "play_names", "tracks", "artists", "users", "timetb"],),
+        ).fetchall()
+    )
+    grown = [t for t, before in sizes.items() if result.rows_added.get(t, 1) > 0.1 * max(float(before), 0.0)]
+    for table in grown:
+        conn.execute(psycopg.sql.SQL("ANALYZE {}").format(psycopg.sql.Identifier(table)))
 
 
 def _lock(conn: psycopg.Connection[Any], wait: bool) -> None:
@@ -240,7 +256,5 @@ def run_load(
                 raise LoadError(f"the load failed and was rolled back: {result.error}") from exc
             raise
         run.rejects.close()
-        if sum(result.rows_added.values()):
-            # fresh statistics, so that the report's and analysts' first queries get good plans
-            conn.execute("ANALYZE trackplays, play_names, tracks, artists, users, timetb")
+        _refresh_statistics(conn, result)
     return result

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -190,34 +190,37 @@ def stage_files(
 ) -> list[tuple[str, str, int, str, int, int]]:
     """Parse and COPY every new or changed file; returns the manifest rows of the files read."""
     result = staging.result
-    total = sum(f.size for f in files)
+    # Files the manifest knows with the same size may be unchanged: their digests decide. Hashing releases the
+    # GIL, so threads do it without starting worker processes (a re-run with nothing new stays cheap).
+    maybe_same = [f for f in files if not full and known.get(f.path, (None, ""))[0] == f.size]
+    same: set[str] = set()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
+        for file, parsed in zip(
+            maybe_same, threads.map(run_task, [DigestTask(f.path) for f in maybe_same]), strict=True
+        ):
+            if known[file.path][1] == parsed.digest:
+                same.add(file.path)
+    states = {f.path: _FileState(f) for f in files if f.path not in same}
+    result.files_skipped += len(same)
+    staging.progress.advance(sum(f.size for f in files if f.path in same))
+    to_read = sum(s.file.size for s in states.values())
     count = workers or os.cpu_count() or 1
-    if workers is None and total < SERIAL_BELOW_BYTES:
+    if workers is None and to_read < SERIAL_BELOW_BYTES:
         count = 1
     window = 2 * count
-    with _executor(count) as pool:
-        # Files the manifest knows with the same size may be unchanged: their digests decide.
-        maybe_same = [f for f in files if not full and known.get(f.path, (None, ""))[0] == f.size]
-        same: set[str] = set()
-        for task, parsed in _ordered(pool, (DigestTask(f.path) for f in maybe_same), window):
-            if known[task.path][1] == parsed.digest:
-                same.add(task.path)
-        states = {f.path: _FileState(f) for f in files if f.path not in same}
-        result.files_skipped += len(same)
-        staging.progress.advance(sum(f.size for f in files if f.path in same))
-        with conn.cursor() as cur:
-            songs = [s for s in states.values() if s.file.kind == "song"]
-            logs = [s for s in states.values() if s.file.kind == "log"]
-            if songs:
-                staging.progress.phase("reading song files")
-                staging.staged_songs = _copy_results(
-                    cur, pool, window, staging, states, _song_tasks(songs), "stage_songs", SONG_COLUMNS
-                )
-            if logs:
-                staging.progress.phase("reading log files")
-                staging.staged_plays = _copy_results(
-                    cur, pool, window, staging, states, _log_tasks(logs), "stage_plays", PLAY_COLUMNS
-                )
+    with _executor(count) as pool, conn.cursor() as cur:
+        songs = [s for s in states.values() if s.file.kind == "song"]
+        logs = [s for s in states.values() if s.file.kind == "log"]
+        if songs:
+            staging.progress.phase("reading song files")
+            staging.staged_songs = _copy_results(
+                cur, pool, window, staging, states, _song_tasks(songs), "stage_songs", SONG_COLUMNS
+            )
+        if logs:
+            staging.progress.phase("reading log files")
+            staging.staged_plays = _copy_results(
+                cur, pool, window, staging, states, _log_tasks(logs), "stage_plays", PLAY_COLUMNS
+            )
     manifest: list[tuple[str, str, int, str, int, int]] = []
     for state in states.values():
         result.files_read += 1

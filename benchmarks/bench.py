@@ -1,0 +1,356 @@
+"""musicstream benchmark: one run measures the loader, the classic row-by-row baseline and the bare COPY floor
+side by side on the same machine, and prints one table plus ratios. Results go to benchmarks/results/*.json.
+
+    python benchmarks/bench.py                 # 100K and 1M events
+    python benchmarks/bench.py --large         # also 10M
+    python benchmarks/bench.py --sizes 100k --smoke   # the CI smoke run: same steps, no claims
+
+Data sets are generated once and cached in benchmarks/data/. Each measured command runs in its own process, so
+its peak resident memory (the loader's, not the database server's) is read from the kernel (wait4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SIZES = {"100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
+DAYS = 31  # 30 days to start from, and one more for the incremental run
+CLASSIC_SLICE_DAYS = 1
+
+
+@dataclass
+class Row:
+    scenario: str
+    events: int
+    megabytes: float
+    seconds: float
+    peak_rss_mb: float | None
+    note: str = ""
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.megabytes / self.seconds if self.seconds else 0.0
+
+
+def run_rss(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Like run_measured, but reaps the child with os.wait4 to read its own peak RSS."""
+    with tempfile.TemporaryFile("w+") as out_file, tempfile.TemporaryFile("w+") as err_file:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out_file, stderr=err_file, env=env, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out_file.seek(0)
+        err_file.seek(0)
+        out, err = out_file.read(), err_file.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(argv)}\n{err[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024, out
+
+
+def dataset(size: str, root: Path) -> Path:
+    """Generate (once) the data set of a size: 31 days, users and catalog scaled with the events."""
+    events = SIZES[size]
+    folder = root / size
+    marker = folder / ".complete"
+    params = {"events": events, "days": DAYS, "users": max(200, events // 200), "songs": max(2000, events // 100)}
+    if marker.exists() and json.loads(marker.read_text()) == params:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"generating {size} data set in {folder} ...", flush=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "musicstream",
+            "generate",
+            str(folder),
+            "--events",
+            str(events),
+            "--days",
+            str(DAYS),
+            "--users",
+            str(params["users"]),
+            "--songs",
+            str(params["songs"]),
+            "--seed",
+            "42",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    marker.write_text(json.dumps(params))
+    return folder
+
+
+def split(folder: Path) -> tuple[list[Path], Path]:
+    logs = sorted(folder.glob("log_data/**/*.json"))
+    return [folder / "song_data", *logs[:-1]], logs[-1]
+
+
+def count_events(paths: list[Path]) -> tuple[int, float]:
+    events, size = 0, 0
+    for path in paths:
+        files = [path] if path.is_file() else [p for p in path.rglob("*.json") if "log_data" in p.parts]
+        for file in files:
+            data = file.read_bytes()
+            events += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            size += len(data)
+    return events, size / 1e6
+
+
+def tree_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*.json")) / 1e6
+
+
+class Embedded:
+    """A fresh embedded PostgreSQL (its own MUSICSTREAM_HOME) for one data set."""
+
+    def __init__(self) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="msb-", dir="/tmp"))
+        self.env = {**os.environ, "MUSICSTREAM_HOME": str(self.home)}
+        self.env.pop("MUSICSTREAM_DATABASE_URL", None)
+        self.url = self.conninfo()  # the server starts here and stays up while this process lives, so the
+        # measured commands attach to it instead of each starting (and stopping) it
+
+    def cli(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "musicstream", *args]
+
+    def reset(self) -> None:
+        subprocess.run(self.cli("init", "--reset", "--yes"), check=True, env=self.env, stdout=subprocess.DEVNULL)
+
+    def conninfo(self) -> str:
+        sys.path.insert(0, str(HERE.parent / "src"))
+        from musicstream.config import Settings
+        from musicstream.db.connection import Database
+
+        os.environ["MUSICSTREAM_HOME"] = str(self.home)
+        return Database(Settings(database_url=None, home=self.home)).conninfo
+
+    def close(self) -> None:
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def bare_copy_floor(conninfo: str, reps: int = 3) -> tuple[float, int, float]:
+    """Median seconds to COPY the loaded fact rows into a fresh logged table with a primary key."""
+    import psycopg
+
+    csv_path = Path(tempfile.mkstemp(suffix=".csv")[1])
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        query = "COPY (SELECT * FROM trackplays ORDER BY trackplay_id) TO STDOUT (FORMAT csv)"
+        with conn.cursor().copy(query) as copy, csv_path.open("wb") as out:
+            for chunk in copy:
+                out.write(chunk)
+        rows = conn.execute("SELECT count(*) FROM trackplays").fetchone()[0]  # type: ignore[index]
+        times = []
+        for _ in range(reps):
+            conn.execute("DROP TABLE IF EXISTS bench_floor")
+            conn.execute("CREATE TABLE bench_floor (LIKE trackplays INCLUDING DEFAULTS)")
+            conn.execute("ALTER TABLE bench_floor ADD PRIMARY KEY (trackplay_id)")
+            conn.execute("CHECKPOINT")
+            started = time.perf_counter()
+            with conn.cursor().copy("COPY bench_floor FROM STDIN (FORMAT csv)") as copy, csv_path.open("rb") as src:
+                while chunk := src.read(1 << 20):
+                    copy.write(chunk)
+            times.append(time.perf_counter() - started)
+        conn.execute("DROP TABLE bench_floor")
+    megabytes = csv_path.stat().st_size / 1e6
+    csv_path.unlink()
+    return statistics.median(times), rows, megabytes
+
+
+def classic_slice(folder: Path, conninfo: str) -> tuple[float, float, int, float]:
+    """Run the classic loader on one day of logs and a proportional share of the song files."""
+    songs = sorted(folder.glob("song_data/**/*.json"))
+    logs = sorted(folder.glob("log_data/**/*.json"))[:CLASSIC_SLICE_DAYS]
+    song_share = songs[: max(1, len(songs) * CLASSIC_SLICE_DAYS // DAYS)]
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import classic; from pathlib import Path;"
+        "print(classic.run(sys.argv[2], [Path(p) for p in sys.argv[3].split(',')],"
+        " [Path(p) for p in sys.argv[4].split(',')]))"
+    )
+    seconds, rss, out = run_rss(
+        [sys.executable, "-c", script, str(HERE), conninfo, ",".join(map(str, song_share)), ",".join(map(str, logs))],
+        dict(os.environ),
+    )
+    return seconds, rss, int(out.strip().splitlines()[-1]), sum(p.stat().st_size for p in logs) / 1e6
+
+
+def query_times(db: Embedded) -> dict[str, float]:
+    timings = {}
+    seconds, _, _ = run_rss(db.cli("report", "--json"), db.env)
+    timings["report"] = seconds
+    for name in ("top_tracks", "artist_listeners", "session_lengths", "free_to_paid", "hourly_pattern"):
+        seconds, _, _ = run_rss(db.cli("query", name, "--json"), db.env)
+        timings[f"query {name}"] = seconds
+    return timings
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def bench_size(size: str, data_root: Path) -> dict[str, Any]:
+    folder = dataset(size, data_root)
+    base, new_day = split(folder)
+    all_events, all_mb = count_events([folder / "log_data"])
+    base_events, _ = count_events(base)
+    day_events, day_mb = count_events([new_day])
+    db = Embedded()
+    rows: list[Row] = []
+    extra: dict[str, Any] = {}
+    try:
+        db.reset()
+        seconds, rss, out = run_rss(db.cli("load", str(folder), "--json"), db.env)
+        run = json.loads(out)
+        check_s, _, _ = run_rss(db.cli("check"), db.env)
+        rows.append(Row("musicstream full load", all_events, all_mb, seconds, rss, f"+ check {check_s:.1f} s"))
+        extra["full_load_timings"] = run["timings"]
+        extra["rows_added"] = run["rows_added"]
+        conninfo = db.url
+        floor_s, fact_rows, floor_mb = bare_copy_floor(conninfo)
+        rows.append(
+            Row(
+                "bare COPY of the fact rows (floor)",
+                all_events,
+                floor_mb,
+                floor_s,
+                None,
+                f"{fact_rows:,} rows into a keyed table, median of 3",
+            )
+        )
+        extra["queries"] = query_times(db)
+
+        db.reset()
+        run_rss(db.cli("load", *map(str, base)), db.env)
+        seconds, rss, _ = run_rss(db.cli("load", *map(str, base), str(new_day), "--json"), db.env)
+        rows.append(
+            Row(
+                "incremental: 1 new day onto 30",
+                day_events,
+                day_mb,
+                seconds,
+                rss,
+                f"database held {base_events:,} events",
+            )
+        )
+        day_alone = Embedded()
+        try:
+            day_alone.reset()
+            seconds_alone, _, _ = run_rss(day_alone.cli("load", str(folder / "song_data"), str(new_day)), day_alone.env)
+        finally:
+            day_alone.close()
+        rows.append(Row("the same day into an empty database", day_events, day_mb, seconds_alone, None))
+        seconds, rss, _ = run_rss(db.cli("load", str(folder), "--json"), db.env)
+        rows.append(Row("no-op re-run (nothing new)", all_events, all_mb, seconds, rss, "every file skipped"))
+
+        classic_s, classic_rss, classic_events, classic_mb = classic_slice(folder, conninfo)
+        rate = classic_events / classic_s
+        rows.append(
+            Row(
+                "classic row-by-row (1-day slice)",
+                classic_events,
+                classic_mb,
+                classic_s,
+                classic_rss,
+                f"extrapolated to all: {all_events / rate:,.0f} s",
+            )
+        )
+    finally:
+        db.close()
+    full, floor, classic = rows[0], rows[1], rows[-1]
+    ratios = {
+        "full load / bare COPY floor": full.seconds / floor.seconds,
+        "musicstream events/s ÷ classic events/s": full.events_per_s / classic.events_per_s,
+        "incremental day / same day into empty db": rows[2].seconds / rows[3].seconds,
+    }
+    return {
+        "size": size,
+        "events": all_events,
+        "megabytes": all_mb,
+        "rows": [asdict(r) | {"events_per_s": r.events_per_s, "mb_per_s": r.mb_per_s} for r in rows],
+        "ratios": ratios,
+        **extra,
+    }
+
+
+def show(results: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=140)
+    for res in results:
+        table = Table(title=f"{res['size']}: {res['events']:,} events, {res['megabytes']:.0f} MB", title_justify="left")
+        for col in ("scenario", "events", "events/s", "MB/s", "wall s", "peak RSS MB", "note"):
+            table.add_column(col, justify="left" if col in ("scenario", "note") else "right")
+        for r in res["rows"]:
+            table.add_row(
+                r["scenario"],
+                f"{r['events']:,}",
+                f"{r['events_per_s']:,.0f}",
+                f"{r['mb_per_s']:.1f}",
+                f"{r['seconds']:.2f}",
+                "-" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}",
+                r["note"],
+            )
+        console.print(table)
+        for name, value in res["ratios"].items():
+            console.print(f"  {name}: {value:.2f}")
+        console.print("  query times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in res["queries"].items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100k,1m", help="comma-separated: 100k, 1m, 10m")
+    parser.add_argument("--large", action="store_true", help="add the 10M data set")
+    parser.add_argument("--smoke", action="store_true", help="CI smoke run: results are not kept in benchmarks/")
+    parser.add_argument("--data", type=Path, default=HERE / "data", help="where data sets are cached")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="where results JSON goes")
+    args = parser.parse_args()
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    if args.large and "10m" not in sizes:
+        sizes.append("10m")
+    results = [bench_size(size, args.data) for size in sizes]
+    show(results)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / f"{stamp}-{'-'.join(sizes)}{'-smoke' if args.smoke else ''}.json"
+    target.write_text(json.dumps({"machine": machine(), "when": stamp, "results": results}, indent=2, default=str))
+    print(f"results: {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""The benchmark runs end to end on 100K events (CI smoke run: it checks the harness works, not the speed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def test_benchmark_smoke(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--sizes", "100k", "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "full load / bare COPY floor" in done.stdout
+    (result_file,) = tmp_path.glob("*.json")
+    report = json.loads(result_file.read_text())
+    (result,) = report["results"]
+    scenarios = {row["scenario"]: row for row in result["rows"]}
+    assert set(scenarios) == {
+        "musicstream full load",
+        "bare COPY of the fact rows (floor)",
+        "incremental: 1 new day onto 30",
+        "the same day into an empty database",
+        "no-op re-run (nothing new)",
+        "classic row-by-row (1-day slice)",
+    }
+    assert result["events"] > 90_000
+    assert all(row["seconds"] > 0 for row in result["rows"])
+    assert scenarios["musicstream full load"]["peak_rss_mb"] > 0
+    assert result["rows_added"]["trackplays"] > 0
+    assert report["machine"]["cores"] >= 1
