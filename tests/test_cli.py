@@ -161,3 +161,10 @@ def test_sql_queries_module_reads_the_package_sql() -> None:
     assert sql_queries.create_table_queries[0] == read_sql("schema/0001_star_schema")
     assert "insert_plays" in sql_queries.load_queries
     assert isinstance(click.Group, type)
+
+
+def test_load_with_workers_flag(db: Database, udacity: Path) -> None:
+    code, out = invoke(db, "load", "--workers", "2", str(udacity), "--json")
+    assert code == 0 and json.loads(out)["rows_added"]["trackplays"] == 6820
+    code, _ = invoke(db, "load", "--workers", "0", str(udacity))
+    assert code == 2

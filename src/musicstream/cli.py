@@ -131,6 +131,12 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
     help="Fail (and load nothing) when more than N records are rejected.",
 )
 @click.option("--no-wait", is_flag=True, help="Exit at once if another load is running on the database.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Parsing processes (default: one per core; small inputs are parsed in-process).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run's outcome as JSON (no progress bar).")
 @click.pass_context
 @_handle_errors
@@ -140,6 +146,7 @@ def load(
     full: bool,
     max_rejects: int | None,
     no_wait: bool,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """Load song and log files into the star schema, as one atomic run.
@@ -158,7 +165,7 @@ def load(
     from musicstream.load import LoadOptions, run_load
 
     db = _database(ctx)
-    options = LoadOptions(full=full, max_rejects=max_rejects, wait=not no_wait)
+    options = LoadOptions(full=full, max_rejects=max_rejects, wait=not no_wait, workers=workers)
     err = _console(stderr=True)
     show_bar = err.is_terminal and not as_json
     if show_bar:
