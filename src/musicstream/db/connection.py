@@ -125,10 +125,6 @@ class Database:
                 ) from None
         return True
 
-    def drop_database(self) -> None:
-        with self.connect(autocommit=True, dbname="postgres") as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.dbname)))
-
     def psql_command(self) -> tuple[list[str], dict[str, str]]:
         """The psql command line and environment for the database; the password goes in the environment."""
         params = conninfo_to_dict(self.conninfo)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -15,7 +14,6 @@ from musicstream.errors import InputError
 Kind = Literal["song", "log"]
 SUFFIXES = (".json", ".json.gz")
 _TREES: dict[str, Kind] = {"song_data": "song", "log_data": "log"}
-_CHUNK = 1 << 20
 BOM = b"\xef\xbb\xbf"
 
 
@@ -86,21 +84,3 @@ def open_binary(path: str | Path) -> IO[bytes]:
     if str(path).lower().endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of the file's bytes as stored (compressed bytes for .gz): the manifest's content identity."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def iter_lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Non-blank lines with their 1-based line numbers; BOM, CR and the missing last newline are normal."""
-    for number, line in enumerate(handle, 1):
-        if number == 1 and line.startswith(BOM):
-            line = line[3:]
-        if not line.isspace() and line:
-            yield number, line.rstrip(b"\r\n")

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from musicstream.extract.files import BOM, open_binary
+from musicstream.extract.files import BOM
 from musicstream.extract.records import Reject, Skip, UserEvent, iter_json_values, parse_event, parse_song
 from musicstream.load.rejects import raw_text
 
@@ -231,6 +231,3 @@ def run_task(task: LogTask | SongTask | DigestTask) -> Parsed:
     if isinstance(task, SongTask):
         return parse_songs(task)
     return digest(task)
-
-
-__all__ = ["DigestTask", "FileOutcome", "LogTask", "Parsed", "SongTask", "open_binary", "run_task"]

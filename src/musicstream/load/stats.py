@@ -7,14 +7,6 @@ from typing import Any
 
 
 @dataclass
-class FileTally:
-    """Counts for one file, recorded in the manifest."""
-
-    records: int = 0
-    rejects: int = 0
-
-
-@dataclass
 class LoadResult:
     """The outcome of one run. ``read == loaded + skipped + duplicates + rejected`` always holds."""
 
