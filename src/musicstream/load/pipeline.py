@@ -24,6 +24,7 @@ from musicstream.db.schema import require_schema
 from musicstream.db.sqlfiles import named_statements, statements
 from musicstream.errors import LoadError, MusicstreamError, TooManyRejects
 from musicstream.extract.files import InputFile, discover
+from musicstream.load.faults import point
 from musicstream.load.stage import Progress, Staging, copy_bookkeeping, stage_files
 from musicstream.load.stats import LoadResult
 
@@ -64,6 +65,7 @@ def _stage(conn: psycopg.Connection[Any], staging: Staging, files: Sequence[Inpu
         )
     }
     manifest = stage_files(conn, staging, files, known, options.full, options.workers)
+    point("bookkeeping")
     copy_bookkeeping(conn, staging, manifest)
 
 
@@ -84,6 +86,7 @@ def _explain(conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | 
 
 
 def _scalar(conn: psycopg.Connection[Any], run: Staging, name: str, params: dict[str, Any] | None = None) -> int:
+    point(f"merge:{name}")
     _explain(conn, name, params)
     started = time.perf_counter()
     row = conn.execute(named_statements("load/merge")[name], params).fetchone()
@@ -92,6 +95,7 @@ def _scalar(conn: psycopg.Connection[Any], run: Staging, name: str, params: dict
 
 
 def _exec(conn: psycopg.Connection[Any], run: Staging, name: str, params: dict[str, Any] | None = None) -> int:
+    point(f"merge:{name}")
     _explain(conn, name, params)
     started = time.perf_counter()
     cur = conn.execute(named_statements("load/merge")[name], params)
@@ -212,18 +216,21 @@ def run_load(
     with db.connect(autocommit=True) as conn:
         require_schema(conn)
         _lock(conn, options.wait)
+        point("locked")
         conn.execute("UPDATE etl_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'")
         row = conn.execute(
             "INSERT INTO etl_runs (full_reload) VALUES (%s) RETURNING run_id", (options.full,)
         ).fetchone()
         assert row is not None
         result.run_id = int(row[0])
+        point("run-recorded")
         run.progress.start(sum(f.size for f in files), len(files))
         try:
             with conn.transaction():
                 conn.execute("SET LOCAL work_mem = '128MB'")  # room for the merge's hashes and sorts
                 for statement in statements("load/staging"):
                     conn.execute(statement)  # our own trusted .sql file
+                point("staging-tables")
                 started_stage = time.perf_counter()
                 _stage(conn, run, files, options)
                 result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
@@ -237,6 +244,8 @@ def run_load(
                 result.status = "succeeded"
                 result.seconds = round(time.monotonic() - started, 3)
                 _update_run(conn, result)
+                point("commit")
+            point("committed")
         except BaseException as exc:
             result.status = "failed"
             result.seconds = round(time.monotonic() - started, 3)
@@ -257,4 +266,5 @@ def run_load(
             raise
         run.rejects.close()
         _refresh_statistics(conn, result)
+        point("analyzed")
     return result

@@ -19,6 +19,7 @@ import psycopg
 
 from musicstream.extract.files import InputFile
 from musicstream.extract.records import UserEvent
+from musicstream.load.faults import point
 from musicstream.load.parse import DigestTask, LogTask, Parsed, SongTask, run_task
 from musicstream.load.rejects import RejectSink
 from musicstream.load.stats import LoadResult
@@ -66,6 +67,7 @@ class Staging:
     users: dict[int, UserEvent] = field(default_factory=dict)
     staged_songs: int = 0
     staged_plays: int = 0
+    tasks_done: int = 0
 
     def see_users(self, users: dict[int, UserEvent]) -> None:
         mine = self.users
@@ -177,6 +179,8 @@ def _copy_results(
             staged += parsed.staged
             _absorb(staging, states, task, parsed)
             staging.progress.advance(_task_bytes(task, states))
+            staging.tasks_done += 1
+            point(f"read:{table}:{staging.tasks_done}")
     return staged
 
 

@@ -1,0 +1,58 @@
+"""Two loads at once: the second waits for the first (or, with --no-wait, exits at once with a clear message),
+the result equals one load, and readers are not blocked while a load runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from conftest import rows
+from musicstream.cli import cli
+from musicstream.db.connection import Database
+from musicstream.load import LoadOptions, run_load
+from test_order_independence import snapshot
+
+
+def _cli(db: Database, *args: str, pause_at: str | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "MUSICSTREAM_DATABASE_URL": db.conninfo}
+    if pause_at:
+        env["MUSICSTREAM_PAUSE_AT"] = pause_at
+        env["MUSICSTREAM_PAUSE_SECONDS"] = "6"
+    return subprocess.Popen(
+        [sys.executable, "-m", "musicstream", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_second_load_waits_or_fails_fast_and_readers_go_on(db: Database, udacity: Path) -> None:
+    run_load(db, [udacity / "log_data" / "2018" / "11" / "2018-11-01-events.json"], LoadOptions(workers=1))
+    before = snapshot(db)
+    first = _cli(db, "load", "--workers", "1", str(udacity), pause_at="merge:insert_plays")
+    try:
+        deadline = time.monotonic() + 60
+        while not rows(db, "SELECT 1 FROM etl_runs WHERE status = 'running'"):
+            assert time.monotonic() < deadline, "the first load did not start"
+            time.sleep(0.1)
+
+        refused = _cli(db, "load", "--no-wait", str(udacity))
+        out, err = refused.communicate(timeout=60)
+        assert refused.returncode == 1 and "another load is running" in err
+
+        waiting = _cli(db, "load", "--json", str(udacity))
+        started = time.monotonic()
+        report = CliRunner().invoke(cli, ["--database-url", db.conninfo, "report", "--json"])
+        assert report.exit_code == 0 and time.monotonic() - started < 5, "a reader waited for the load"
+        assert snapshot(db) == before, "readers see the state before the load until it commits"
+        assert waiting.poll() is None, "the second load waits for the first"
+    finally:
+        first.communicate(timeout=120)
+    assert first.returncode == 0
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert '"files_read": 0' in out, "the second load found every file loaded already"
+    assert rows(db, "SELECT count(*) FROM trackplays") == [(6820,)]
+    assert rows(db, "SELECT status FROM etl_runs ORDER BY run_id") == [("succeeded",)] * 3

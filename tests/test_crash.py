@@ -1,0 +1,140 @@
+"""Crash safety: the loader is killed with SIGKILL at every phase of a run; the tables then hold either the state
+before the run or the complete run (never half of it), and running the load again ends exactly like a clean run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import UDACITY, _fresh_database, rows
+from musicstream.checks import run_checks
+from musicstream.config import Settings
+from musicstream.db.connection import Database
+from musicstream.load import LoadOptions, run_load
+from test_order_independence import reset, snapshot
+
+DAYS = ("2018-11-02", "2018-11-05", "2018-11-13", "2018-11-21", "2018-11-28", "2018-11-30")
+MERGE_STEPS = [
+    "touched_artist_keys",
+    "merge_artists",
+    "merge_tracks",
+    "stage_names",
+    "names_to_resolve",
+    "resolve",
+    "inferred_artists",
+    "inferred_artist_names",
+    "inferred_tracks",
+    "inferred_track_titles",
+    "insert_names",
+    "name_spellings",
+    "update_names",
+    "insert_plays",
+    "drop_unused_names",
+    "insert_time",
+    "merge_users",
+    "reresolve_plays",
+    "delete_orphan_tracks",
+    "delete_orphan_artists",
+    "replace_rejects",
+    "insert_rejects",
+    "record_files",
+]
+BEFORE_COMMIT = [
+    "locked",
+    "run-recorded",
+    "staging-tables",
+    "read:stage_songs:1",
+    "read:stage_plays:2",
+    "read:stage_plays:5",
+    "bookkeeping",
+    *(f"merge:{step}" for step in MERGE_STEPS),
+    "commit",
+]
+AFTER_COMMIT = ["committed", "analyzed"]
+
+
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[Path]]:
+    """Batch 1: three days of logs. Batch 2: everything (songs and six days), so it adds plays and moves some."""
+    root = tmp_path_factory.mktemp("crash")
+    shutil.copytree(UDACITY / "song_data", root / "song_data")
+    (root / "log_data").mkdir()
+    logs = []
+    for day in DAYS:
+        target = root / "log_data" / f"{day}-events.json"
+        shutil.copy(UDACITY / "log_data" / "2018" / "11" / f"{day}-events.json", target)
+        logs.append(target)
+    (root / "log_data" / "bad.json").write_text('{"userId": "1", "ts": "not a number"}\n{nope\n')
+    return logs[:3], [root]
+
+
+@pytest.fixture(scope="module")
+def states(embedded: Database, batches: tuple[list[Path], list[Path]]) -> dict[str, Any]:
+    first, second = batches
+    db = Database(Settings(database_url=_fresh_database(embedded, "ms_crash_ref"), home=embedded.settings.home))
+    run_load(db, first)
+    after_first = snapshot(db)
+    reset(db)
+    run_load(db, second)
+    clean = snapshot(db)
+    with embedded.connect(autocommit=True, dbname="postgres") as conn:
+        conn.execute("DROP DATABASE ms_crash_ref WITH (FORCE)")
+    return {"first": after_first, "clean": clean}
+
+
+def _load_killed_at(db: Database, paths: list[Path], kill_at: str | None = None, after: float | None = None) -> int:
+    env = {**os.environ, "MUSICSTREAM_DATABASE_URL": db.conninfo}
+    if kill_at:
+        env["MUSICSTREAM_KILL_AT"] = kill_at
+    with subprocess.Popen(
+        [sys.executable, "-m", "musicstream", "load", "--workers", "1", *map(str, paths)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
+        if after is not None:
+            time.sleep(after)
+            proc.send_signal(signal.SIGKILL)
+        return proc.wait(timeout=120)
+
+
+def _finish_and_compare(db: Database, paths: list[Path], clean: Any) -> None:
+    run_load(db, paths, LoadOptions(workers=1))
+    assert snapshot(db) == clean
+    with db.connect(autocommit=True) as conn:
+        assert [c.name for c in run_checks(conn) if not c.passed] == []
+    assert rows(db, "SELECT count(*) FROM etl_runs WHERE status = 'running'") == [(0,)]
+
+
+@pytest.mark.parametrize("kill_at", BEFORE_COMMIT + AFTER_COMMIT)
+def test_killed_at_each_phase(db: Database, batches: Any, states: dict[str, Any], kill_at: str) -> None:
+    first, second = batches
+    run_load(db, first, LoadOptions(workers=1))
+    code = _load_killed_at(db, second, kill_at)
+    assert code == -signal.SIGKILL, f"the load did not reach {kill_at!r} (exit code {code})"
+    expected = states["first"] if kill_at in BEFORE_COMMIT else states["clean"]
+    assert snapshot(db) == expected, "after a kill the tables hold the old or the fully committed state"
+    _finish_and_compare(db, second, states["clean"])
+    if kill_at in BEFORE_COMMIT and kill_at != "locked":
+        assert ("abandoned",) in rows(db, "SELECT status FROM etl_runs ORDER BY run_id")
+
+
+def test_killed_at_random_moments(db: Database, batches: Any, states: dict[str, Any]) -> None:
+    first, second = batches
+    rng = random.Random(20261122)
+    for _ in range(5):
+        reset(db)
+        run_load(db, first, LoadOptions(workers=1))
+        _load_killed_at(db, second, after=rng.uniform(0.2, 1.5))
+        assert snapshot(db) in (states["first"], states["clean"])
+        _finish_and_compare(db, second, states["clean"])
