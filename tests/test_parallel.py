@@ -23,7 +23,7 @@ def big_log(folder: Path) -> Path:
         if i % 997 == 5:
             lines.append('{"broken": ')
         elif i == 1500:
-            lines.append(json.dumps(event(itemInSession=i, song="x" * 50_000)))
+            lines.append(json.dumps(event(itemInSession=i, location="x" * 50_000)))
         else:
             lines.append(json.dumps(event(itemInSession=i, sessionId=i // 40, ts=1541106106796 + i * 1000)))
     path = folder / "log_data" / "big.json"

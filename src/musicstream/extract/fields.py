@@ -20,6 +20,18 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+MAX_KEY_CHARS = 1000  # names and ids are index keys: PostgreSQL's btree entries hold at most about 2.7 kB
+
+
+def key_text(obj: dict[str, Any], key: str) -> str:
+    """A required text field that becomes (part of) an index key, so its length is bounded."""
+    value = text(obj, key, required=True)
+    assert value is not None
+    if len(value) > MAX_KEY_CHARS:
+        raise BadField(f"field '{key}' is longer than {MAX_KEY_CHARS} characters ({len(value)}), too long to index")
+    return value
+
+
 def text(obj: dict[str, Any], key: str, *, required: bool = False) -> str | None:
     """A text field; numbers convert (an artist named 112); empty strings are None; NUL is refused."""
     value = obj.get(key)

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from musicstream.extract.fields import INT_MAX, INT_MIN, BadField, integer, number, text
+from musicstream.extract.fields import INT_MAX, INT_MIN, MAX_KEY_CHARS, BadField, integer, key_text, number, text
 from musicstream.transform.normalize import length_ms, name_key
 
 TIERS = frozenset({"free", "paid"})
@@ -152,9 +152,9 @@ def _fast_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | None:
         song, artist, length = obj["song"], obj["artist"], obj["length"]
         if not (
             type(song) is str
-            and song
+            and 0 < len(song) <= MAX_KEY_CHARS
             and type(artist) is str
-            and artist
+            and 0 < len(artist) <= MAX_KEY_CHARS
             and type(length) is float
             and 0 <= length < 2_000_000
         ):
@@ -223,8 +223,8 @@ def _careful_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | Rejec
         agent = _strip_quotes(text(obj, "userAgent"))
         if page != "NextSong":
             return Skip("not a play", user)
-        song = text(obj, "song", required=True)
-        artist = text(obj, "artist", required=True)
+        song = key_text(obj, "song")
+        artist = key_text(obj, "artist")
         length = number(obj, "length", required=True)
         assert song is not None and artist is not None and length is not None
         if not 0 <= length < 2_000_000:
@@ -257,10 +257,10 @@ def parse_song(obj: Any) -> Song | Reject:
     except TypeError as exc:
         return Reject(f"invalid text: {exc}")
     try:
-        track_id = text(obj, "song_id", required=True)
-        title = text(obj, "title", required=True)
-        artist_id = text(obj, "artist_id", required=True)
-        artist_name = text(obj, "artist_name", required=True)
+        track_id = key_text(obj, "song_id")
+        title = key_text(obj, "title")
+        artist_id = key_text(obj, "artist_id")
+        artist_name = key_text(obj, "artist_name")
         assert track_id is not None and title is not None and artist_id is not None and artist_name is not None
         year = integer(obj, "year")
         duration = number(obj, "duration")
@@ -305,6 +305,12 @@ def iter_json_values(data: str) -> Iterator[tuple[int, Any, str]]:
             nl = data.find("\n", pos)
             stop = end if nl < 0 else nl
             yield line, Reject(f"malformed JSON: {exc.msg} (column {exc.colno})"), data[pos:stop]
+            pos = stop
+            continue
+        except RecursionError:
+            nl = data.find("\n", pos)
+            stop = end if nl < 0 else nl
+            yield line, Reject("malformed JSON: nested too deeply"), data[pos:stop]
             pos = stop
             continue
         raw = data[pos:stop]

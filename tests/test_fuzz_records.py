@@ -1,0 +1,98 @@
+"""Fuzzing the record parser and validators (hypothesis): arbitrary bytes and arbitrary JSON never raise, and a
+well-formed event is never lost: it always comes back as a play or a user event with its values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from musicstream.extract.records import Reject, Skip, Song, iter_json_values, parse_event, parse_song
+from musicstream.load.rejects import raw_text
+from musicstream.transform.normalize import length_ms, name_key
+
+OUTCOMES = (tuple, Skip, Reject)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=6),
+    max_leaves=20,
+)
+EVENT_KEYS = (
+    "artist",
+    "firstName",
+    "gender",
+    "itemInSession",
+    "lastName",
+    "length",
+    "level",
+    "location",
+    "page",
+    "sessionId",
+    "song",
+    "ts",
+    "userAgent",
+    "userId",
+)
+name_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
+    assert isinstance(parse_event(raw), OUTCOMES)
+    text, _ = raw_text(raw)
+    assert "\x00" not in text
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.dictionaries(st.sampled_from(EVENT_KEYS) | st.text(max_size=6), json_values, max_size=16))
+def test_arbitrary_json_objects_never_raise(obj: dict[str, Any]) -> None:
+    assert isinstance(parse_event(json.dumps(obj).encode()), OUTCOMES)
+    assert isinstance(parse_song(obj), Song | Reject)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=200))
+def test_song_streams_never_raise(text: str) -> None:
+    for _line, value, _raw in iter_json_values(text):
+        assert isinstance(value, Reject) or isinstance(parse_song(value), Song | Reject)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    user=st.integers(1, 2**31 - 1),
+    session=st.integers(0, 2**31 - 1),
+    item=st.integers(0, 10_000),
+    ts=st.integers(0, 4_102_444_800_000),
+    tier=st.sampled_from(["free", "paid"]),
+    song=name_text,
+    artist=name_text,
+    length=st.floats(0, 10_000, allow_nan=False),
+    as_string=st.booleans(),
+)
+def test_good_events_are_never_lost(
+    user: int, session: int, item: int, ts: int, tier: str, song: str, artist: str, length: float, as_string: bool
+) -> None:
+    event = {
+        "userId": str(user) if as_string else user,
+        "sessionId": session,
+        "itemInSession": item,
+        "ts": ts,
+        "level": tier,
+        "page": "NextSong",
+        "song": song,
+        "artist": artist,
+        "length": length,
+        "firstName": "A",
+        "userAgent": '"Mozilla/5.0"',
+    }
+    parsed = parse_event(json.dumps(event).encode())
+    assert isinstance(parsed, tuple), parsed
+    play, user_event = parsed
+    assert (play.user_id, play.session_id, play.item_in_session, play.ts, play.tier) == (user, session, item, ts, tier)
+    assert (play.song_title, play.artist_name, play.length_ms) == (song, artist, length_ms(length))
+    assert (play.title_key, play.artist_key) == (name_key(song), name_key(artist))
+    assert play.user_agent == "Mozilla/5.0"
+    assert user_event.user_id == user and user_event.first_name == "A"
