@@ -149,7 +149,22 @@ def pg15() -> Iterator[dict[str, Any]]:
     )
     url = f"postgresql://admin:{quote(PG15_PASSWORD, safe='')}@127.0.0.1:{port}/musicstreamdb"
     try:
-        yield {"host": "127.0.0.1", "port": port, "user": "admin", "password": PG15_PASSWORD, "url": url}
+
+        def restart() -> None:
+            subprocess.run(
+                [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-m", "fast", "restart"],
+                check=True,
+                capture_output=True,
+            )
+
+        yield {
+            "host": "127.0.0.1",
+            "port": port,
+            "user": "admin",
+            "password": PG15_PASSWORD,
+            "url": url,
+            "restart": restart,
+        }
     finally:
         subprocess.run(
             [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True

@@ -40,7 +40,7 @@ def _handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except MusicstreamError as exc:
-            _console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            click.echo(f"error: {exc}", err=True)  # unwrapped and unstyled: logs and scripts read it whole
             sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
@@ -132,6 +132,12 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
 )
 @click.option("--no-wait", is_flag=True, help="Exit at once if another load is running on the database.")
 @click.option(
+    "--statement-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Fail the run (changing nothing) when one database statement takes longer than this.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1),
     metavar="N",
@@ -146,6 +152,7 @@ def load(
     full: bool,
     max_rejects: int | None,
     no_wait: bool,
+    statement_timeout: float | None,
     workers: int | None,
     as_json: bool,
 ) -> None:
@@ -165,7 +172,9 @@ def load(
     from musicstream.load import LoadOptions, run_load
 
     db = _database(ctx)
-    options = LoadOptions(full=full, max_rejects=max_rejects, wait=not no_wait, workers=workers)
+    options = LoadOptions(
+        full=full, max_rejects=max_rejects, wait=not no_wait, workers=workers, statement_timeout=statement_timeout
+    )
     err = _console(stderr=True)
     show_bar = err.is_terminal and not as_json
     if show_bar:

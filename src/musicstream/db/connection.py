@@ -91,8 +91,11 @@ class Database:
 
     def connect(self, *, autocommit: bool = False, dbname: str | None = None) -> psycopg.Connection[Any]:
         conninfo = self.conninfo if dbname is None else with_dbname(self.conninfo, dbname)
+        extra: dict[str, Any] = {}
+        if "connect_timeout" not in conninfo_to_dict(conninfo) and not os.environ.get("PGCONNECT_TIMEOUT"):
+            extra["connect_timeout"] = os.environ.get("MUSICSTREAM_CONNECT_TIMEOUT", "10")
         try:
-            return psycopg.connect(conninfo, autocommit=autocommit, application_name="musicstream")
+            return psycopg.connect(conninfo, autocommit=autocommit, application_name="musicstream", **extra)
         except psycopg.OperationalError as exc:
             raise DatabaseError(
                 f"cannot connect to {mask(conninfo)}: {mask_error(exc).strip()}. "

@@ -48,13 +48,15 @@ class LoadOptions:
 
     ``full`` re-reads files the manifest lists as unchanged; ``max_rejects`` turns more rejects than that into
     a failed (rolled back) run; ``wait`` waits for another load on the same database instead of failing;
-    ``workers`` is the number of parsing processes (default: one per core).
+    ``workers`` is the number of parsing processes (default: one per core); ``statement_timeout`` (seconds)
+    fails the run when one statement takes longer.
     """
 
     full: bool = False
     max_rejects: int | None = None
     wait: bool = True
     workers: int | None = None
+    statement_timeout: float | None = None
 
 
 def _stage(conn: psycopg.Connection[Any], staging: Staging, files: Sequence[InputFile], options: LoadOptions) -> None:
@@ -228,6 +230,9 @@ def run_load(
         try:
             with conn.transaction():
                 conn.execute("SET LOCAL work_mem = '128MB'")  # room for the merge's hashes and sorts
+                if options.statement_timeout:
+                    timeout_ms = str(max(1, round(options.statement_timeout * 1000)))
+                    conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))
                 for statement in statements("load/staging"):
                     conn.execute(statement)  # our own trusted .sql file
                 point("staging-tables")
@@ -251,6 +256,16 @@ def run_load(
             result.seconds = round(time.monotonic() - started, 3)
             if isinstance(exc, MusicstreamError):
                 result.error = str(exc)
+            elif isinstance(exc, psycopg.errors.QueryCanceled):
+                result.error = (
+                    f"a statement ran longer than the statement timeout ({options.statement_timeout} s): "
+                    f"{mask_error(exc).strip()}. Nothing was committed; raise --statement-timeout and run it again"
+                )
+            elif isinstance(exc, psycopg.Error) and (conn.broken or conn.closed):
+                result.error = (
+                    "lost the connection to the database during the load (the server restarted, or the "
+                    f"connection was dropped): {mask_error(exc).strip()}. Nothing was committed; run the load again"
+                )
             elif isinstance(exc, psycopg.Error):
                 result.error = f"database error: {mask_error(exc).strip()}"
             else:
@@ -262,7 +277,7 @@ def run_load(
             if isinstance(exc, MusicstreamError):
                 raise
             if isinstance(exc, psycopg.Error):
-                raise LoadError(f"the load failed and was rolled back: {result.error}") from exc
+                raise LoadError(f"the load failed and nothing was changed: {result.error}") from None
             raise
         run.rejects.close()
         _refresh_statistics(conn, result)
