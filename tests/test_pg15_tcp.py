@@ -19,7 +19,13 @@ def test_load_over_tcp_with_password(pg15: dict[str, Any], udacity: Path) -> Non
     url = pg15["url"]
     runner = CliRunner()
     outputs = []
-    for args in (["init"], ["load", str(udacity), "--json"], ["status", "--json"], ["check"], ["status"]):
+    for args in (
+        ["init", "--reset", "--yes"],
+        ["load", str(udacity), "--json"],
+        ["status", "--json"],
+        ["check"],
+        ["status"],
+    ):
         result = runner.invoke(cli, ["--database-url", url, *args], catch_exceptions=False)
         assert result.exit_code == 0, result.output
         outputs.append(result.output)

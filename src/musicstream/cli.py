@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 
 import click
 import orjson
+import psycopg
 from rich.console import Console
 
 from musicstream import __version__
-from musicstream.config import Settings
+from musicstream.config import Settings, mask_error
 from musicstream.errors import MusicstreamError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,6 +43,12 @@ def _handle_errors(func: F) -> F:
         except MusicstreamError as exc:
             click.echo(f"error: {exc}", err=True)  # unwrapped and unstyled: logs and scripts read it whole
             sys.exit(exc.exit_code)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            click.echo(f"error: permission denied: {mask_error(exc).strip()} (see `musicstream roles`)", err=True)
+            sys.exit(1)
+        except psycopg.Error as exc:
+            click.echo(f"error: database error: {mask_error(exc).strip()}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 
@@ -364,6 +371,45 @@ def query(
     for row in rows:
         table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
     _console().print(table)
+
+
+@cli.command()
+@click.option("--analyst", default="musicstream_analyst", show_default=True, help="Name of the read-only role.")
+@click.option("--loader", default="musicstream_loader", show_default=True, help="Name of the loading role.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+@_handle_errors
+def roles(ctx: click.Context, analyst: str, loader: str, as_json: bool) -> None:
+    """Create a read-only analyst role and a loader role that needs no superuser (run as an admin).
+
+    Both are group roles without login; give people and services LOGIN roles that are members. The loader owns
+    musicstream's tables; the analyst can only read the star schema, the run audit and the sparkify views.
+
+    \b
+    Examples:
+      musicstream roles
+      psql -c "CREATE ROLE alice LOGIN PASSWORD 'secret' IN ROLE musicstream_analyst"
+      psql -c "CREATE ROLE etl LOGIN PASSWORD 'secret' IN ROLE musicstream_loader"
+    """
+    import psycopg as pg
+
+    from musicstream.db.roles import create_roles
+    from musicstream.errors import DatabaseError
+
+    db = _database(ctx)
+    with db.connect(autocommit=True) as conn:
+        try:
+            outcome = create_roles(conn, analyst, loader)
+        except pg.errors.InsufficientPrivilege as exc:
+            raise DatabaseError(
+                f"not allowed to create roles or grant privileges: {exc}. Run `musicstream roles` as a role with "
+                "CREATEROLE that owns musicstream's tables (the one that ran `musicstream init`)"
+            ) from None
+    if as_json:
+        _emit_json(outcome)
+        return
+    made = ", ".join(outcome["created"]) or "none (they existed; privileges refreshed)"
+    _console().print(f"Roles {analyst} (read-only) and {loader} (loads) ready on {outcome['database']}; new: {made}.")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

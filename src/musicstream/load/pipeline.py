@@ -215,71 +215,74 @@ def run_load(
     files = discover(paths)
     result = LoadResult(files_found=len(files))
     run = Staging(result, progress or _NoProgress())
-    with db.connect(autocommit=True) as conn:
-        require_schema(conn)
-        _lock(conn, options.wait)
-        point("locked")
-        conn.execute("UPDATE etl_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'")
-        row = conn.execute(
-            "INSERT INTO etl_runs (full_reload) VALUES (%s) RETURNING run_id", (options.full,)
-        ).fetchone()
-        assert row is not None
-        result.run_id = int(row[0])
-        point("run-recorded")
-        run.progress.start(sum(f.size for f in files), len(files))
-        try:
-            with conn.transaction():
-                conn.execute("SET LOCAL work_mem = '128MB'")  # room for the merge's hashes and sorts
-                if options.statement_timeout:
-                    timeout_ms = str(max(1, round(options.statement_timeout * 1000)))
-                    conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))
-                for statement in statements("load/staging"):
-                    conn.execute(statement)  # our own trusted .sql file
-                point("staging-tables")
-                started_stage = time.perf_counter()
-                _stage(conn, run, files, options)
-                result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
-                _merge(conn, run)
-                _finish(conn, run)
-                if options.max_rejects is not None and result.rejected > options.max_rejects:
-                    raise TooManyRejects(
-                        f"{result.rejected} records were rejected, more than --max-rejects {options.max_rejects}; "
-                        "nothing was loaded. Fix the input, or raise --max-rejects"
-                    )
-                result.status = "succeeded"
-                result.seconds = round(time.monotonic() - started, 3)
-                _update_run(conn, result)
-                point("commit")
-            point("committed")
-        except BaseException as exc:
-            result.status = "failed"
-            result.seconds = round(time.monotonic() - started, 3)
-            if isinstance(exc, MusicstreamError):
-                result.error = str(exc)
-            elif isinstance(exc, psycopg.errors.QueryCanceled):
-                result.error = (
-                    f"a statement ran longer than the statement timeout ({options.statement_timeout} s): "
-                    f"{mask_error(exc).strip()}. Nothing was committed; raise --statement-timeout and run it again"
-                )
-            elif isinstance(exc, psycopg.Error) and (conn.broken or conn.closed):
-                result.error = (
-                    "lost the connection to the database during the load (the server restarted, or the "
-                    f"connection was dropped): {mask_error(exc).strip()}. Nothing was committed; run the load again"
-                )
-            elif isinstance(exc, psycopg.Error):
-                result.error = f"database error: {mask_error(exc).strip()}"
-            else:
-                result.error = f"{type(exc).__name__}: {mask_error(exc)}"
-            if not conn.closed and not conn.broken:
-                with contextlib.suppress(psycopg.Error):
+    try:
+        with db.connect(autocommit=True) as conn:
+            require_schema(conn)
+            _lock(conn, options.wait)
+            point("locked")
+            conn.execute("UPDATE etl_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'")
+            row = conn.execute(
+                "INSERT INTO etl_runs (full_reload) VALUES (%s) RETURNING run_id", (options.full,)
+            ).fetchone()
+            assert row is not None
+            result.run_id = int(row[0])
+            point("run-recorded")
+            run.progress.start(sum(f.size for f in files), len(files))
+            try:
+                with conn.transaction():
+                    conn.execute("SET LOCAL work_mem = '128MB'")  # room for the merge's hashes and sorts
+                    if options.statement_timeout:
+                        timeout_ms = str(max(1, round(options.statement_timeout * 1000)))
+                        conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))
+                    for statement in statements("load/staging"):
+                        conn.execute(statement)  # our own trusted .sql file
+                    point("staging-tables")
+                    started_stage = time.perf_counter()
+                    _stage(conn, run, files, options)
+                    result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
+                    _merge(conn, run)
+                    _finish(conn, run)
+                    if options.max_rejects is not None and result.rejected > options.max_rejects:
+                        raise TooManyRejects(
+                            f"{result.rejected} records were rejected, more than --max-rejects {options.max_rejects}; "
+                            "nothing was loaded. Fix the input, or raise --max-rejects"
+                        )
+                    result.status = "succeeded"
+                    result.seconds = round(time.monotonic() - started, 3)
                     _update_run(conn, result)
-            run.rejects.close()
-            if isinstance(exc, MusicstreamError):
+                    point("commit")
+                point("committed")
+            except BaseException as exc:
+                result.status = "failed"
+                result.seconds = round(time.monotonic() - started, 3)
+                if isinstance(exc, MusicstreamError):
+                    result.error = str(exc)
+                elif isinstance(exc, psycopg.errors.QueryCanceled):
+                    result.error = (
+                        f"a statement ran longer than the statement timeout ({options.statement_timeout} s): "
+                        f"{mask_error(exc).strip()}. Nothing was committed; raise --statement-timeout and run it again"
+                    )
+                elif isinstance(exc, psycopg.Error) and (conn.broken or conn.closed):
+                    result.error = (
+                        "lost the connection to the database during the load (the server restarted, or the "
+                        f"connection was dropped): {mask_error(exc).strip()}. Nothing was committed; run the load again"
+                    )
+                elif isinstance(exc, psycopg.Error):
+                    result.error = f"database error: {mask_error(exc).strip()}"
+                else:
+                    result.error = f"{type(exc).__name__}: {mask_error(exc)}"
+                if not conn.closed and not conn.broken:
+                    with contextlib.suppress(psycopg.Error):
+                        _update_run(conn, result)
+                run.rejects.close()
+                if isinstance(exc, MusicstreamError):
+                    raise
+                if isinstance(exc, psycopg.Error):
+                    raise LoadError(f"the load failed and nothing was changed: {result.error}") from None
                 raise
-            if isinstance(exc, psycopg.Error):
-                raise LoadError(f"the load failed and nothing was changed: {result.error}") from None
-            raise
-        run.rejects.close()
-        _refresh_statistics(conn, result)
-        point("analyzed")
+            run.rejects.close()
+            _refresh_statistics(conn, result)
+            point("analyzed")
+    finally:
+        run.rejects.close()  # idempotent: also when the run never started
     return result
