@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 DATA   ?=
 SAMPLE ?= sample
 
-.PHONY: setup run lint pytest test test-deps bench clean
+.PHONY: setup run lint pytest test test-deps bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ test: lint pytest
 # The benchmark of benchmarks/README.md: 100K and 1M events (add BENCH_ARGS=--large for 10M).
 bench: setup
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+# The long reliability run: 50 random-moment kills instead of 5, and a 2 GB single log file instead of 300 MB.
+soak: setup test-deps
+	MUSICSTREAM_SOAK=1 $(BIN)/pytest -s tests/test_crash.py tests/test_resources.py tests/test_hostile.py \
+	  tests/test_concurrency.py tests/test_db_faults.py
 
 clean:
 	rm -rf $(VENV) $(SAMPLE) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -48,3 +48,38 @@ def test_staging_is_cleaned_up(db: Database, tmp_path: Path, udacity: Path) -> N
     with pytest.raises(TooManyRejects):
         run_load(db, [tmp_path], LoadOptions(max_rejects=0))
     assert _temp_relations(db) == 0 and _open_temp_files() == files_before
+
+
+def test_big_single_file_memory_is_bounded(db: Database, tmp_path: Path) -> None:
+    """One big log file (300 MB in CI; MUSICSTREAM_SOAK=1 makes it 2 GB) loads with every process under 500 MB."""
+    import json
+    import subprocess
+    import sys
+
+    from musicstream.generate import generate
+
+    sample = tmp_path / "sample"
+    generate(sample, users=500, days=5, songs=500, seed=3, events=40_000)
+    day_files = sorted((sample / "log_data").rglob("*.json"))
+    chunk = b"".join(f.read_bytes() + b"\n" for f in day_files)
+    target_bytes = (2 << 30) if os.environ.get("MUSICSTREAM_SOAK") else (300 << 20)
+    big = tmp_path / "big" / "log_data" / "big.json"
+    big.parent.mkdir(parents=True)
+    with big.open("wb") as out:
+        written = 0
+        while written < target_bytes:  # the same events again and again: all but the first copy are duplicates
+            out.write(chunk)
+            written += len(chunk)
+    with subprocess.Popen(
+        [sys.executable, "-m", "musicstream", "--database-url", db.conninfo, "load", "--json", str(big.parent.parent)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        _, status, usage = os.wait4(proc.pid, 0)
+        out = proc.stdout.read() if proc.stdout else b""
+    assert os.waitstatus_to_exitcode(status) == 0
+    run = json.loads(out)
+    peak_mb = usage.ru_maxrss / 1024  # the largest of the loader and its worker processes
+    print(f"\n{written / 2**20:.0f} MB file, {run['records_read']:,} events, peak RSS {peak_mb:.0f} MB")
+    assert run["reconciles"] and run["rejected"] == 0
+    assert peak_mb < 500
