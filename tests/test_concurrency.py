@@ -56,3 +56,22 @@ def test_second_load_waits_or_fails_fast_and_readers_go_on(db: Database, udacity
     assert '"files_read": 0' in out, "the second load found every file loaded already"
     assert rows(db, "SELECT count(*) FROM trackplays") == [(6820,)]
     assert rows(db, "SELECT status FROM etl_runs ORDER BY run_id") == [("succeeded",)] * 3
+
+
+def test_readers_are_not_blocked_by_a_first_load(db: Database, udacity: Path) -> None:
+    """Loading into empty tables builds their indexes at the end; readers still only wait for the commit."""
+    first = _cli(db, "load", "--workers", "1", str(udacity), pause_at="merge:insert_plays")
+    try:
+        deadline = time.monotonic() + 60
+        while not rows(db, "SELECT 1 FROM etl_runs WHERE status = 'running'"):
+            assert time.monotonic() < deadline, "the load did not start"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        started = time.monotonic()
+        report = CliRunner().invoke(cli, ["--database-url", db.conninfo, "report", "--json"])
+        assert report.exit_code == 0 and time.monotonic() - started < 5, "a reader waited for the load"
+        assert first.poll() is None, "the load was still running while the reader read"
+    finally:
+        first.communicate(timeout=120)
+    assert first.returncode == 0
+    assert rows(db, "SELECT count(*) FROM trackplays") == [(6820,)]

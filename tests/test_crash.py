@@ -108,9 +108,30 @@ def _load_killed_at(db: Database, paths: list[Path], kill_at: str | None = None,
         return proc.wait(timeout=120)
 
 
+SECONDARY_INDEXES = [
+    ("play_names_artist_idx",),
+    ("play_names_track_idx",),
+    ("tracks_artist_idx",),
+    ("tracks_catalog_match_idx",),
+    ("trackplays_artist_idx",),
+    ("trackplays_name_idx",),
+    ("trackplays_start_time_idx",),
+]
+
+
+def _secondary_indexes(db: Database) -> list[tuple[Any, ...]]:
+    return rows(
+        db,
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public' AND indexname LIKE ANY "
+        "(ARRAY['%%_artist_idx', '%%_track_idx', '%%_name_idx', '%%_start_time_idx', '%%_match_idx']) ORDER BY 1",
+    )
+
+
 def _finish_and_compare(db: Database, paths: list[Path], clean: Any) -> None:
     run_load(db, paths, LoadOptions(workers=1))
     assert snapshot(db) == clean
+    assert rows(db, "SELECT count(*) FROM deferred_indexes") == [(0,)]
+    assert sorted(_secondary_indexes(db)) == sorted(SECONDARY_INDEXES)
     with db.connect(autocommit=True) as conn:
         assert [c.name for c in run_checks(conn) if not c.passed] == []
     assert rows(db, "SELECT count(*) FROM etl_runs WHERE status = 'running'") == [(0,)]
@@ -125,7 +146,7 @@ def test_killed_at_each_phase(db: Database, batches: Any, states: dict[str, Any]
     expected = states["first"] if kill_at in BEFORE_COMMIT else states["clean"]
     assert snapshot(db) == expected, "after a kill the tables hold the old or the fully committed state"
     _finish_and_compare(db, second, states["clean"])
-    if kill_at in BEFORE_COMMIT and kill_at != "locked":
+    if kill_at in BEFORE_COMMIT and kill_at != "locked":  # the run had recorded itself
         assert ("abandoned",) in rows(db, "SELECT status FROM etl_runs ORDER BY run_id")
 
 
@@ -138,3 +159,14 @@ def test_killed_at_random_moments(db: Database, batches: Any, states: dict[str, 
         _load_killed_at(db, second, after=rng.uniform(0.2, 1.5))
         assert snapshot(db) in (states["first"], states["clean"])
         _finish_and_compare(db, second, states["clean"])
+
+
+@pytest.mark.parametrize("kill_at", ["indexes-deferred", "merge:insert_plays", "commit"])
+def test_first_load_killed_then_rerun(db: Database, batches: Any, states: dict[str, Any], kill_at: str) -> None:
+    """A first load (empty tables, indexes deferred) that dies leaves empty tables and the index definitions; the
+    next load builds the indexes again."""
+    _, second = batches
+    assert _load_killed_at(db, second, kill_at) == -signal.SIGKILL
+    assert rows(db, "SELECT count(*) FROM trackplays") == [(0,)]
+    assert rows(db, "SELECT count(*) FROM deferred_indexes")[0][0] > 0
+    _finish_and_compare(db, second, states["clean"])

@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 _SCHEMA_LOCK = 0x6D73736368656D61
 
 STAR_TABLES = ("trackplays", "users", "tracks", "artists", "timetb")
-BOOK_TABLES = ("etl_runs", "loaded_files", "rejects")
+BOOK_TABLES = ("etl_runs", "loaded_files", "rejects", "deferred_indexes")
 
 
 def latest_version() -> int:
@@ -82,7 +82,15 @@ def require_schema(conn: psycopg.Connection[Any]) -> int:
 
 def drop_statements() -> list[str]:
     """DROP statements for musicstream's views and tables (used by ``init --reset`` and create_tables.py)."""
-    tables = (*STAR_TABLES, "play_names", "rejects", "loaded_files", "etl_runs", "schema_migrations")
+    tables = (
+        *STAR_TABLES,
+        "play_names",
+        "deferred_indexes",
+        "rejects",
+        "loaded_files",
+        "etl_runs",
+        "schema_migrations",
+    )
     return ["DROP SCHEMA IF EXISTS sparkify CASCADE"] + [f"DROP TABLE IF EXISTS {t} CASCADE" for t in tables]
 
 

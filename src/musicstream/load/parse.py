@@ -54,6 +54,18 @@ class FileOutcome:
     digest: str | None = None
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM), in MB; 0 where /proc is not available."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 @dataclass
 class Parsed:
     """The result of a task. Reject line numbers of a log slice are relative to the slice's first line."""
@@ -67,6 +79,7 @@ class Parsed:
     rejects: list[tuple[str, int, str, str]] = field(default_factory=list)
     files: list[FileOutcome] = field(default_factory=list)
     digest: str | None = None
+    peak_rss_mb: float = 0.0
 
 
 def _reject(out: Parsed, outcome: FileOutcome, line: int, reason: str, raw: bytes | str) -> None:
@@ -227,7 +240,10 @@ def digest(task: DigestTask) -> Parsed:
 def run_task(task: LogTask | SongTask | DigestTask) -> Parsed:
     """The one entry point workers run."""
     if isinstance(task, LogTask):
-        return parse_log(task)
-    if isinstance(task, SongTask):
-        return parse_songs(task)
-    return digest(task)
+        parsed = parse_log(task)
+    elif isinstance(task, SongTask):
+        parsed = parse_songs(task)
+    else:
+        parsed = digest(task)
+    parsed.peak_rss_mb = peak_rss_mb()
+    return parsed

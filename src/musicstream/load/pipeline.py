@@ -25,6 +25,7 @@ from musicstream.db.sqlfiles import named_statements, statements
 from musicstream.errors import LoadError, MusicstreamError, TooManyRejects
 from musicstream.extract.files import InputFile, discover
 from musicstream.load.faults import point
+from musicstream.load.parse import peak_rss_mb
 from musicstream.load.stage import Progress, Staging, copy_bookkeeping, stage_files
 from musicstream.load.stats import LoadResult
 
@@ -113,7 +114,6 @@ def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
     ids = {"after_play": int(row[0]), "after_name": int(row[1])}
     conn.execute("ANALYZE stage_plays")
     started = time.perf_counter()
-    deferred = defer_indexes(conn, ["trackplays", "play_names", "tracks", "timetb"])
     added: dict[str, int] = {}
     _exec(conn, run, "touched_artist_keys")
     added["artists"] = _scalar(conn, run, "merge_artists")
@@ -136,7 +136,7 @@ def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
     added["timetb"] = _exec(conn, run, "insert_time", ids)
     added["users"] = _scalar(conn, run, "merge_users")
     started = time.perf_counter()
-    rebuild_indexes(conn, deferred)
+    rebuild_indexes(conn)
     result.timings["rebuild_indexes"] = round(time.perf_counter() - started, 4)
     moved = _exec(conn, run, "reresolve_plays", ids) if run.staged_songs else 0
     added["tracks"] -= _exec(conn, run, "delete_orphan_tracks")
@@ -227,6 +227,8 @@ def run_load(
             assert row is not None
             result.run_id = int(row[0])
             point("run-recorded")
+            defer_indexes(conn, ["trackplays", "play_names", "tracks", "timetb"])
+            point("indexes-deferred")
             run.progress.start(sum(f.size for f in files), len(files))
             try:
                 with conn.transaction():
@@ -285,4 +287,5 @@ def run_load(
             point("analyzed")
     finally:
         run.rejects.close()  # idempotent: also when the run never started
+        result.peak_rss_mb = round(max(result.peak_rss_mb, peak_rss_mb()), 1)
     return result

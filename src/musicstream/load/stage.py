@@ -139,6 +139,7 @@ def _task_bytes(task: Any, states: dict[str, _FileState]) -> int:
 def _absorb(staging: Staging, states: dict[str, _FileState], task: Any, parsed: Parsed) -> None:
     """Fold a task's result into the run: counts, users, rejects (with absolute line numbers)."""
     result = staging.result
+    result.peak_rss_mb = max(result.peak_rss_mb, parsed.peak_rss_mb)
     if isinstance(task, DigestTask):
         states[task.path].digest = parsed.digest
         return

@@ -25,6 +25,7 @@ class LoadResult:
     rejected: int = 0
     rows_added: dict[str, int] = field(default_factory=dict)
     bytes_read: int = 0
+    peak_rss_mb: float = 0.0  # the largest resident memory of the loader or any of its worker processes
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
