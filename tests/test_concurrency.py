@@ -28,15 +28,19 @@ def _cli(db: Database, *args: str, pause_at: str | None = None) -> subprocess.Po
     )
 
 
+def _wait_until_running(db: Database) -> None:
+    deadline = time.monotonic() + 60
+    while not rows(db, "SELECT 1 FROM etl_runs WHERE status = 'running'"):
+        assert time.monotonic() < deadline, "the load did not start"
+        time.sleep(0.1)
+
+
 def test_second_load_waits_or_fails_fast_and_readers_go_on(db: Database, udacity: Path) -> None:
     run_load(db, [udacity / "log_data" / "2018" / "11" / "2018-11-01-events.json"], LoadOptions(workers=1))
     before = snapshot(db)
     first = _cli(db, "load", "--workers", "1", str(udacity), pause_at="merge:insert_plays")
     try:
-        deadline = time.monotonic() + 60
-        while not rows(db, "SELECT 1 FROM etl_runs WHERE status = 'running'"):
-            assert time.monotonic() < deadline, "the first load did not start"
-            time.sleep(0.1)
+        _wait_until_running(db)
 
         refused = _cli(db, "load", "--no-wait", str(udacity))
         out, err = refused.communicate(timeout=60)
@@ -62,10 +66,7 @@ def test_readers_are_not_blocked_by_a_first_load(db: Database, udacity: Path) ->
     """Loading into empty tables builds their indexes at the end; readers still only wait for the commit."""
     first = _cli(db, "load", "--workers", "1", str(udacity), pause_at="merge:insert_plays")
     try:
-        deadline = time.monotonic() + 60
-        while not rows(db, "SELECT 1 FROM etl_runs WHERE status = 'running'"):
-            assert time.monotonic() < deadline, "the load did not start"
-            time.sleep(0.1)
+        _wait_until_running(db)
         time.sleep(0.5)
         started = time.monotonic()
         report = CliRunner().invoke(cli, ["--database-url", db.conninfo, "report", "--json"])

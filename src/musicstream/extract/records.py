@@ -47,6 +47,13 @@ class UserEvent(NamedTuple):
     tier: str
 
 
+def keep_latest(users: dict[int, UserEvent], event: UserEvent) -> None:
+    """Rule 3: keep, per user, the event that is latest by (ts, session, item); ties keep the one seen first."""
+    current = users.get(event.user_id)
+    if current is None or event[:3] > current[:3]:
+        users[event.user_id] = event
+
+
 class Song(NamedTuple):
     """One song-file record: a catalog track and its artist."""
 
@@ -301,16 +308,11 @@ def iter_json_values(data: str) -> Iterator[tuple[int, Any, str]]:
             return
         try:
             value, stop = decoder.raw_decode(data, pos)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             nl = data.find("\n", pos)
             stop = end if nl < 0 else nl
-            yield line, Reject(f"malformed JSON: {exc.msg} (column {exc.colno})"), data[pos:stop]
-            pos = stop
-            continue
-        except RecursionError:
-            nl = data.find("\n", pos)
-            stop = end if nl < 0 else nl
-            yield line, Reject("malformed JSON: nested too deeply"), data[pos:stop]
+            reason = f"{exc.msg} (column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            yield line, Reject(f"malformed JSON: {reason}"), data[pos:stop]
             pos = stop
             continue
         raw = data[pos:stop]

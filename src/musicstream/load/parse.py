@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from musicstream.extract.files import BOM
-from musicstream.extract.records import Reject, Skip, UserEvent, iter_json_values, parse_event, parse_song
+from musicstream.extract.records import Reject, Skip, UserEvent, iter_json_values, keep_latest, parse_event, parse_song
 from musicstream.load.rejects import raw_text
 
 READ_ERRORS = (OSError, EOFError, zlib.error, gzip.BadGzipFile)
@@ -88,12 +88,6 @@ def _reject(out: Parsed, outcome: FileOutcome, line: int, reason: str, raw: byte
     outcome.rejects += 1
 
 
-def _see(users: dict[int, UserEvent], event: UserEvent) -> None:
-    current = users.get(event.user_id)
-    if current is None or event[:3] > current[:3]:
-        users[event.user_id] = event
-
-
 class _Hashing(io.RawIOBase):
     """A read-through wrapper that hashes the bytes as they are read."""
 
@@ -164,13 +158,13 @@ def parse_log(task: LogTask) -> Parsed:
                 if type(parsed) is tuple:
                     writer.writerow(parsed[0])
                     out.staged += 1
-                    _see(users, parsed[1])
+                    keep_latest(users, parsed[1])
                 elif isinstance(parsed, Skip):
                     out.skipped += 1
                     if parsed.user is None:
                         out.logged_out += 1
                     else:
-                        _see(users, parsed.user)
+                        keep_latest(users, parsed.user)
                 elif isinstance(parsed, Reject):
                     _reject(out, outcome, number, parsed.reason, raw)
             if hasher is not None:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import psycopg
 
 from musicstream.extract.files import InputFile
-from musicstream.extract.records import UserEvent
+from musicstream.extract.records import UserEvent, keep_latest
 from musicstream.load.faults import point
 from musicstream.load.parse import DigestTask, LogTask, Parsed, SongTask, run_task
 from musicstream.load.rejects import RejectSink
@@ -70,11 +70,8 @@ class Staging:
     tasks_done: int = 0
 
     def see_users(self, users: dict[int, UserEvent]) -> None:
-        mine = self.users
-        for user_id, event in users.items():
-            current = mine.get(user_id)
-            if current is None or event[:3] > current[:3]:
-                mine[user_id] = event
+        for event in users.values():
+            keep_latest(self.users, event)
 
 
 class _Inline(Executor):
