@@ -30,7 +30,7 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
         "incremental: 1 new day onto 30",
         "the same day into an empty database",
         "no-op re-run (nothing new)",
-        "classic row-by-row (1-day slice)",
+        "classic row-by-row (1-day slice, ≤ 40K events)",
     }
     assert result["events"] > 90_000
     assert all(row["seconds"] > 0 for row in result["rows"])
