@@ -186,7 +186,7 @@ def classic_slice(folder: Path, conninfo: str) -> tuple[float, float, int, float
     song_share = songs[: max(1, len(songs) * CLASSIC_SLICE_DAYS // DAYS)]
     with tempfile.TemporaryDirectory(prefix="msb-classic-") as scratch:
         logs = [_first_lines(log, Path(scratch), CLASSIC_MAX_EVENTS) for log in logs]
-        return _run_classic(logs, song_share, conninfo)
+        return _run_classic(logs, song_share, conninfo, Path(scratch))
 
 
 def _first_lines(path: Path, scratch: Path, limit: int) -> Path:
@@ -200,15 +200,20 @@ def _first_lines(path: Path, scratch: Path, limit: int) -> Path:
     return cut
 
 
-def _run_classic(logs: list[Path], song_share: list[Path], conninfo: str) -> tuple[float, float, int, float]:
+def _run_classic(
+    logs: list[Path], song_share: list[Path], conninfo: str, scratch: Path
+) -> tuple[float, float, int, float]:
+    # The file lists go in files: thousands of song paths do not fit on a command line.
+    song_list, log_list = scratch / "songs.txt", scratch / "logs.txt"
+    song_list.write_text("\n".join(map(str, song_share)))
+    log_list.write_text("\n".join(map(str, logs)))
     script = (
         "import sys; sys.path.insert(0, sys.argv[1]); import classic; from pathlib import Path;"
-        "print(classic.run(sys.argv[2], [Path(p) for p in sys.argv[3].split(',')],"
-        " [Path(p) for p in sys.argv[4].split(',')]))"
+        "paths = lambda f: [Path(p) for p in Path(f).read_text().splitlines()];"
+        "print(classic.run(sys.argv[2], paths(sys.argv[3]), paths(sys.argv[4])))"
     )
     seconds, rss, out = run_rss(
-        [sys.executable, "-c", script, str(HERE), conninfo, ",".join(map(str, song_share)), ",".join(map(str, logs))],
-        dict(os.environ),
+        [sys.executable, "-c", script, str(HERE), conninfo, str(song_list), str(log_list)], dict(os.environ)
     )
     return seconds, rss, int(out.strip().splitlines()[-1]), sum(p.stat().st_size for p in logs) / 1e6
 
@@ -365,12 +370,14 @@ def main() -> None:
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     if args.large and "10m" not in sizes:
         sizes.append("10m")
-    results = [bench_size(size, args.data) for size in sizes]
-    show(results)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"{stamp}-{'-'.join(sizes)}{'-smoke' if args.smoke else ''}.json"
-    target.write_text(json.dumps({"machine": machine(), "when": stamp, "results": results}, indent=2, default=str))
+    results: list[dict[str, Any]] = []
+    for size in sizes:  # each size's table is shown and saved as soon as it is measured
+        results.append(bench_size(size, args.data))
+        show(results[-1:])
+        target.write_text(json.dumps({"machine": machine(), "when": stamp, "results": results}, indent=2, default=str))
     print(f"results: {target}")
 
 
