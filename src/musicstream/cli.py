@@ -128,8 +128,17 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
     console.print(f"Schema version {outcome['schema_version']}: ready.")
 
 
+class _InputPath(click.Path):
+    """A local path that must exist, or an object-storage URL (s3://bucket/prefix) passed on as text."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and "://" in value:
+            return value
+        return super().convert(value, param, ctx)
+
+
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=_InputPath(exists=True, path_type=Path))
 @click.option("--full", is_flag=True, help="Re-read every file, also those the manifest lists as unchanged.")
 @click.option(
     "--max-rejects",
@@ -155,7 +164,7 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
 @_handle_errors
 def load(
     ctx: click.Context,
-    paths: tuple[Path, ...],
+    paths: tuple[Path | str, ...],
     full: bool,
     max_rejects: int | None,
     no_wait: bool,
@@ -166,14 +175,16 @@ def load(
     """Load song and log files into the star schema, as one atomic run.
 
     Each PATH is a folder holding song_data/ and log_data/ trees (or one of them), or a single .json or
-    .json.gz file. Files loaded before and unchanged since are skipped; bad records are kept in the rejects
-    table with file, line and reason. Exit code 1 when the run fails (nothing is changed then).
+    .json.gz file, or an s3://bucket/prefix URL (credentials and endpoint from the AWS_* variables). Files
+    loaded before and unchanged since are skipped; bad records are kept in the rejects table with file, line
+    and reason. Exit code 1 when the run fails (nothing is changed then).
 
     \b
     Examples:
       musicstream load data/
       musicstream load data/log_data/2018/11 data/song_data
       musicstream load --full --json data/ > run.json
+      musicstream load s3://my-bucket/sparkify/
     """
     from musicstream.console import RichProgress, load_summary
     from musicstream.load import LoadOptions, run_load
