@@ -45,6 +45,59 @@ def local_db(embedded: Database) -> Iterator[Database]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+EDGE_SONGS = [
+    # rule 6 at its edges: both exactly 1.000 s from the plays of "Revelry" (201.79546 s) in decimal arithmetic
+    # (not in binary floating point); the smaller id wins the tie. The third is 1.00001 s away: no match.
+    ("SOZZEDGE000000002", "REVELRY", "ARZZEDGE000000001", " kings  of LEON", 202.79546, "Nashville"),
+    ("SOZZEDGE000000001", "revelry", "ARZZEDGE000000001", "Kings Of Leon", 200.79546, ""),
+    ("SOZZEDGE000000003", "Revelry", "ARZZEDGE000000009", "Kings of Leon", 202.79547, "Mt. Juliet"),
+    # rule 5: the same song id twice with different details; the record that sorts first wins
+    ("SOZZEDGE000000004", "b-side", "ARZZEDGE000000002", "Nobody", 100.0, "Here"),
+    ("SOZZEDGE000000004", "B-side", "ARZZEDGE000000002", "Nobody", 100.0, "There"),
+]
+
+
+def _song(song_id: str, title: str, artist_id: str, artist: str, duration: float, location: str) -> str:
+    return json.dumps(
+        {
+            "num_songs": 1,
+            "artist_id": artist_id,
+            "artist_latitude": None,
+            "artist_longitude": None,
+            "artist_location": location,
+            "artist_name": artist,
+            "song_id": song_id,
+            "title": title,
+            "duration": duration,
+            "year": 2008,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def late_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four udacity days and the catalog, a log file sent twice under two names (rule 2), the late songs of
+    test_order_independence (rule 8) and songs at the edges of rules 5 and 6."""
+    from conftest import UDACITY
+    from test_order_independence import DAYS, LATE_SONGS
+
+    root = tmp_path_factory.mktemp("late")
+    shutil.copytree(UDACITY / "song_data", root / "song_data")
+    logs = root / "log_data"
+    logs.mkdir()
+    for day in DAYS:
+        shutil.copy(UDACITY / "log_data" / "2018" / "11" / f"{day}-events.json", logs / f"{day}-events.json")
+    shutil.copy(UDACITY / "log_data" / "2018" / "11" / "2018-11-14-events.json", logs / "2018-11-14-events.json")
+    shutil.copy(logs / "2018-11-14-events.json", logs / "resent-copy.json")
+    late = root / "song_data" / "Z"
+    late.mkdir()
+    for song in LATE_SONGS:
+        (late / f"{song['song_id']}.json").write_text(json.dumps(song))
+    for i, edge in enumerate(EDGE_SONGS):
+        (late / f"edge-{i}.json").write_text(_song(*edge))
+    return root
+
+
 def bookkeeping(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     return {
         "rejects": rows(db, "SELECT file, line, reason, raw FROM rejects ORDER BY file, line, reason"),
@@ -73,3 +126,65 @@ def test_udacity_spark_equals_local(db: Database, local_db: Database, udacity: P
     again = run_load(db, [udacity], SPARK)
     assert again.files_skipped == with_local.files_read and again.records_read == 0
     assert snapshot(db) == snapshot(local_db)
+
+
+LAKE_COLUMNS = {
+    "trackplays": "user_id, session_id, item_in_session, start_time, tier, track_id, artist_id, location, "
+    "user_agent, song_title, artist_name, length_ms",
+    "users": "user_id, first_name, last_name, gender, tier, last_event_ts, last_session_id, last_item",
+    "tracks": "track_id, title, artist_id, year, duration, is_inferred, title_key, artist_key",
+    "artists": "artist_id, name, location, latitude, longitude, is_inferred, source_track_id",
+    "timetb": "start_time, hour, day, week, month, year, weekday",
+}
+
+
+def read_lake(root: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The Parquet lake read back with pyarrow, each table's rows sorted, in the columns of LAKE_COLUMNS."""
+    import pyarrow.dataset as ds
+
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for table, columns in LAKE_COLUMNS.items():
+        names = [c.strip() for c in columns.split(",")]
+        data = ds.dataset(root / table, format="parquet", partitioning="hive").to_table(columns=names)
+        out[table] = sorted(tuple(row[n] for n in names) for row in data.to_pylist())
+    return out
+
+
+def database_star(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    star = {
+        table: sorted(rows(db, f"SELECT {columns} FROM {table}"))  # noqa: S608 - our own constant names
+        for table, columns in LAKE_COLUMNS.items()
+        if table != "trackplays"
+    }
+    star["trackplays"] = sorted(
+        rows(
+            db,
+            """SELECT user_id, session_id, item_in_session, start_time, tier, p.track_id, p.artist_id, location,
+                      user_agent, song_title, artist_name, length_ms
+               FROM trackplays p JOIN play_names USING (name_id)""",
+        )
+    )
+    return star
+
+
+def test_parquet_lake_equals_a_postgresql_load(
+    db: Database, udacity: Path, late_corpus: Path, spark: Any, tmp_path: Path
+) -> None:
+    from musicstream.engines import write_parquet
+
+    result = write_parquet([late_corpus], str(tmp_path / "lake"))
+    local = run_load(db, [late_corpus])
+    assert result.status == "succeeded" and result.reconciles
+    star = {t: local.rows_added[t] for t in LAKE_COLUMNS}
+    assert {**counts(result), "rows_added": result.rows_added} == {**counts(local), "rows_added": star}
+    assert read_lake(tmp_path / "lake") == database_star(db)
+    # the edges were exercised: a tie at exactly 1.000 s goes to the smaller id; rule 5 keeps "B-side"
+    assert rows(
+        db,
+        "SELECT DISTINCT p.track_id FROM trackplays p JOIN play_names USING (name_id) WHERE song_title = 'Revelry'",
+    ) == [("SOZZEDGE000000001",)]
+    assert rows(db, "SELECT title FROM tracks WHERE track_id = 'SOZZEDGE000000004'") == [("B-side",)]
+    months = sorted(p.name for p in (tmp_path / "lake" / "trackplays").glob("year=*/month=*"))
+    assert months and all(p.startswith("month=") for p in months)
+    for table in ("users", "tracks", "artists", "timetb"):
+        assert len(list((tmp_path / "lake" / table).glob("*.parquet"))) == 1

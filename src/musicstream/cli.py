@@ -159,6 +159,21 @@ class _InputPath(click.Path):
     metavar="N",
     help="Parsing processes (default: one per core; small inputs are parsed in-process).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="Who reads the files: worker processes here, or Apache Spark (pip install 'musicstream[spark]', Java 17+).",
+)
+@click.option("--master", metavar="URL", help="Spark master URL for --engine spark (default local[2]).")
+@click.option(
+    "--output",
+    metavar="postgres|parquet:PATH",
+    default="postgres",
+    show_default=True,
+    help="Where the star schema goes: the database, or (with --engine spark) a Parquet lake at PATH.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run's outcome as JSON (no progress bar).")
 @click.pass_context
 @_handle_errors
@@ -170,6 +185,9 @@ def load(
     no_wait: bool,
     statement_timeout: float | None,
     workers: int | None,
+    engine: str,
+    master: str | None,
+    output: str,
     as_json: bool,
 ) -> None:
     """Load song and log files into the star schema, as one atomic run.
@@ -185,13 +203,38 @@ def load(
       musicstream load data/log_data/2018/11 data/song_data
       musicstream load --full --json data/ > run.json
       musicstream load s3://my-bucket/sparkify/
+      musicstream load --engine spark data/
+      musicstream load --engine spark --output parquet:lake/ data/
     """
     from musicstream.console import RichProgress, load_summary
     from musicstream.load import LoadOptions, run_load
 
+    if master and engine != "spark":
+        raise click.UsageError("--master needs --engine spark")
+    if output != "postgres":
+        if not output.startswith("parquet:") or not output[len("parquet:") :]:
+            raise click.UsageError("--output is postgres or parquet:PATH")
+        if engine != "spark":
+            raise click.UsageError("--output parquet:PATH needs --engine spark")
+        from musicstream.engines import write_parquet
+
+        lake = output[len("parquet:") :]
+        written = write_parquet(paths, lake, master)
+        if as_json:
+            _emit_json({**written.as_dict(), "output": lake})
+        else:
+            _console().print(f"Parquet lake written to {lake}")
+            _console().print(load_summary(written))
+        return
     db = _database(ctx)
     options = LoadOptions(
-        full=full, max_rejects=max_rejects, wait=not no_wait, workers=workers, statement_timeout=statement_timeout
+        full=full,
+        max_rejects=max_rejects,
+        wait=not no_wait,
+        workers=workers,
+        statement_timeout=statement_timeout,
+        engine=engine,
+        master=master,
     )
     err = _console(stderr=True)
     show_bar = err.is_terminal and not as_json

@@ -12,9 +12,14 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from musicstream.errors import EngineError
+
+if TYPE_CHECKING:
+    from musicstream.load.stats import LoadResult
 
 ENGINES = ("local", "spark")
 JAVA_MIN = 17
@@ -50,3 +55,13 @@ def require_spark() -> None:
     major = int(match.group(1)) if match.group(1) != "1" else int(match.group(2) or 0)
     if major < JAVA_MIN:
         raise EngineError(f"{java} is Java {major}; the Spark engine needs Java {JAVA_MIN} or newer: {INSTALL_JAVA}")
+
+
+def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = None) -> LoadResult:
+    """The star schema of the files under ``paths``, computed by Spark and written as a Parquet lake at ``out``."""
+    require_spark()
+    from musicstream.engines import spark
+
+    if "://" not in out:
+        out = os.path.abspath(out)
+    return spark.write_parquet(paths, out, master)

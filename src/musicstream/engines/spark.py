@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ HADOOP_AWS_HINT = (
     "$SPARK_HOME/jars or pass them with spark-submit --jars. Without a cluster, s3:// URLs are read through fsspec"
 )
 _LOG4J = """rootLogger.level = error
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = error
 rootLogger.appenderRef.stderr.ref = stderr
 appender.stderr.type = Console
 appender.stderr.name = stderr
@@ -91,13 +94,18 @@ def session(master: str | None = None) -> SparkSession:
         os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
         log4j = Path(tempfile.gettempdir(), "musicstream-log4j2.properties")
         log4j.write_text(_LOG4J, encoding="utf-8")
+        cores = master[len("local[") : -1] if master.startswith("local[") else "1"
+        cores = str(os.cpu_count() or 2) if cores == "*" else cores
         builder = (
             builder.config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", str(2 * int(cores)))
             .config("spark.driver.memory", os.environ.get("MUSICSTREAM_SPARK_DRIVER_MEMORY", "2g"))
             .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
         )
     try:
-        spark = builder.getOrCreate()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+            spark = builder.getOrCreate()
     except Exception as exc:
         raise EngineError(f"Spark did not start (master {master}): {exc}") from None
     spark.sparkContext.setLogLevel("ERROR")
@@ -105,7 +113,7 @@ def session(master: str | None = None) -> SparkSession:
 
 
 def _jvm(spark: SparkSession) -> Any:
-    jvm = _jvm(spark)
+    jvm = spark.sparkContext._jvm
     if jvm is None:  # pragma: no cover - only on a stopped session
         raise EngineError("the Spark session has stopped; run the command again")
     return jvm
@@ -362,36 +370,19 @@ def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = No
         verifySchema=False,
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        small = rows.where(rows.kind.isin("file", "count")).select(*_FACT_COLUMNS).collect()
+        _fold(result, [_fact(tuple(r)) for r in small], {f.path: f for f in files})
         for kind, view in (("play", "plays"), ("song", "songs"), ("user", "user_events")):
             rows.where(rows.kind == kind).createOrReplaceTempView(view)
         for name, statement in named_statements("spark/star").items():
             spark.sql(statement)
-            if name == "facts":
-                spark.table("facts").persist(StorageLevel.MEMORY_AND_DISK)
-        facts = [
-            tuple(r)
-            for r in rows.where(rows.kind.isin("file", "count"))
-            .select(
-                "kind",
-                "path",
-                "file_kind",
-                "size",
-                "digest",
-                "records",
-                "rejects",
-                "unchanged",
-                "skipped",
-                "logged_out",
-                "peak_rss_mb",
-            )
-            .collect()
-        ]
-        _fold(result, [_fact(r) for r in facts], {f.path: f for f in files})
-        counts = {t: spark.table(t).count() for t in STAR_TABLES}
+            if name in ("catalog_tracks", "resolution", "facts"):  # each is read by several tables
+                spark.table(name).persist(StorageLevel.MEMORY_AND_DISK)
+        _write(spark, out, rows)
+        counts = {t: spark.read.parquet(f"{out.rstrip('/')}/{t}").count() for t in STAR_TABLES}
         staged_plays = spark.table("plays").count()
         staged_songs = spark.table("songs").count()
         catalog = spark.table("catalog_tracks").count()
-        _write(spark, out, rows)
         result.records_loaded = counts["trackplays"] + catalog
         result.duplicates = (staged_plays - counts["trackplays"]) + (staged_songs - catalog)
         result.rows_added = counts
@@ -402,6 +393,21 @@ def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = No
     result.peak_rss_mb = round(max(result.peak_rss_mb, peak_rss_mb(), jvm_peak_rss_mb(spark)), 1)
     result.seconds = round(time.monotonic() - started, 3)
     return result
+
+
+_FACT_COLUMNS = (
+    "kind",
+    "path",
+    "file_kind",
+    "size",
+    "digest",
+    "records",
+    "rejects",
+    "unchanged",
+    "skipped",
+    "logged_out",
+    "peak_rss_mb",
+)
 
 
 def _fact(row: tuple[Any, ...]) -> tuple[Any, ...]:
