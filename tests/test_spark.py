@@ -188,3 +188,94 @@ def test_parquet_lake_equals_a_postgresql_load(
     assert months and all(p.startswith("month=") for p in months)
     for table in ("users", "tracks", "artists", "timetb"):
         assert len(list((tmp_path / "lake" / table).glob("*.parquet"))) == 1
+
+
+def hostile_tree(root: Path) -> Path:
+    """Every case of the hostile-input corpus (test_hostile.py) in one tree, plus unreadable entries."""
+    import os
+
+    from test_hostile import CASES
+
+    for name, data, _, _ in CASES.values():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    logs = root / "log_data"
+    os.symlink(logs / "b-link.json", logs / "a-link.json")  # a link loop
+    os.symlink(logs / "a-link.json", logs / "b-link.json")
+    os.symlink(logs / "missing.json", logs / "dangling.json")
+    return root
+
+
+def test_hostile_corpus_gives_the_same_rejects(db: Database, local_db: Database, spark: Any, tmp_path: Path) -> None:
+    root = hostile_tree(tmp_path / "hostile")
+    with_spark = run_load(db, [root], SPARK)
+    with_local = run_load(local_db, [root])
+    assert with_spark.status == "succeeded" and with_spark.rejected > 10
+    assert counts(with_spark) == counts(with_local)
+    assert bookkeeping(db) == bookkeeping(local_db)
+    assert snapshot(db) == snapshot(local_db)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 200,000 generated events over 31 days, plus one day sent twice under another name."""
+    from musicstream.generate import generate
+
+    root = tmp_path_factory.mktemp("generated")
+    generate(root, users=1000, days=31, songs=2000, seed=11, events=200_000)
+    days = sorted((root / "log_data").rglob("*.json"))
+    shutil.copy(days[3], days[3].with_name("resent-copy.json"))
+    return root
+
+
+@pytest.mark.slow
+def test_generated_data_late_songs_spark_equals_local(
+    db: Database, local_db: Database, generated: Path, spark: Any
+) -> None:
+    """Logs first, song files in a second run (rule 8), on both engines."""
+    logs, songs = generated / "log_data", generated / "song_data"
+    for target, options in ((db, SPARK), (local_db, LoadOptions())):
+        first = run_load(target, [logs], options)
+        assert first.status == "succeeded" and first.event_records > 190_000 and first.duplicates > 1000
+        second = run_load(target, [songs], options)
+        assert second.rows_added["plays_moved_to_catalog"] > 0
+    assert snapshot(db) == snapshot(local_db)
+    assert bookkeeping(db) == bookkeeping(local_db)
+
+
+def test_s3_inputs_on_spark_load_like_local_files(
+    db: Database, local_db: Database, udacity: Path, spark: Any, s3_server: dict[str, str], monkeypatch: Any
+) -> None:
+    from conftest import upload_tree
+
+    for key, value in s3_server.items():
+        monkeypatch.setenv(key, value)  # the executors of the running session get them from the driver
+    url = upload_tree(s3_server, udacity, "spark-engine", "udacity")
+    with_spark = run_load(db, [url], SPARK)
+    with_local = run_load(local_db, [udacity])
+    assert counts(with_spark) == counts(with_local)
+    assert snapshot(db) == snapshot(local_db)
+    assert rows(db, "SELECT count(*) FROM loaded_files WHERE path LIKE 's3://spark-engine/udacity/%%'") == [
+        (with_local.files_read,)
+    ]
+
+
+def test_hadoop_uris_are_read_through_spark(db: Database, local_db: Database, spark: Any, tmp_path: Path) -> None:
+    """A Hadoop URI (file:// here; s3a:// and hdfs:// on a cluster) is listed by the JVM and read by Spark."""
+    root = hostile_tree(tmp_path / "hostile")
+    for link in ("a-link.json", "b-link.json", "dangling.json"):
+        (root / "log_data" / link).unlink()  # Hadoop lists no dangling links
+    with_spark = run_load(db, [f"file://{root}"], SPARK)
+    with_local = run_load(local_db, [root])
+    assert counts(with_spark) == counts(with_local)
+    assert snapshot(db) == snapshot(local_db)
+    spark_rejects = [(f.replace("file:", "", 1), *rest) for f, *rest in bookkeeping(db)["rejects"]]
+    assert spark_rejects == bookkeeping(local_db)["rejects"]
+
+
+def test_s3a_without_the_connector_is_a_clear_error(db: Database, spark: Any) -> None:
+    from musicstream.errors import EngineError
+
+    with pytest.raises(EngineError, match="hadoop-aws"):
+        run_load(db, ["s3a://bucket/prefix"], SPARK)

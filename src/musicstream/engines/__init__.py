@@ -7,7 +7,6 @@ the engine. PySpark is an optional extra: only ``engines/spark.py`` imports it, 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -42,8 +41,10 @@ def _java() -> str:
 
 def require_spark() -> None:
     """Raise EngineError saying exactly what to install when PySpark or a Java 17+ runtime is missing."""
-    if importlib.util.find_spec("pyspark") is None:
-        raise EngineError(f"the Spark engine needs PySpark, which is not installed: {INSTALL_SPARK}")
+    try:
+        import pyspark  # noqa: F401 - only to know that it is there; engines/spark.py uses it
+    except ImportError:
+        raise EngineError(f"the Spark engine needs PySpark, which is not installed: {INSTALL_SPARK}") from None
     java = _java()
     try:
         shown = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60, check=False).stderr

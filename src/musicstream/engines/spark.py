@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import heapq
 import os
+import re
 import sys
 import tempfile
 import time
@@ -42,7 +43,7 @@ from musicstream.engines.tasks import (
     stage_users,
 )
 from musicstream.errors import ConfigError, EngineError, InputError
-from musicstream.extract.files import HADOOP_SCHEMES, InputFile, _kind_from_parts, discover, is_url
+from musicstream.extract.files import HADOOP_SCHEMES, InputFile, _kind_from_parts, discover
 from musicstream.load.parse import peak_rss_mb
 from musicstream.load.stats import LoadResult
 
@@ -120,7 +121,9 @@ def _jvm(spark: SparkSession) -> Any:
 
 
 def _is_hadoop(path: str | Path) -> bool:
-    return is_url(path) and str(path).split("://", 1)[0].lower() in (*HADOOP_SCHEMES, "file")
+    """A URI for Hadoop's FileSystem API: s3a://, hdfs://, … and file: (as Hadoop writes file URIs)."""
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):/", str(path)) if isinstance(path, str) else None
+    return match is not None and match.group(1).lower() in (*HADOOP_SCHEMES, "file")
 
 
 def _hadoop_files(spark: SparkSession, url: str) -> list[InputFile]:
