@@ -279,3 +279,15 @@ def test_s3a_without_the_connector_is_a_clear_error(db: Database, spark: Any) ->
 
     with pytest.raises(EngineError, match="hadoop-aws"):
         run_load(db, ["s3a://bucket/prefix"], SPARK)
+
+
+def test_a_cluster_master_needs_a_tcp_database(db: Database, pg15: dict[str, Any]) -> None:
+    from musicstream.engines.spark import _conninfo_for
+    from musicstream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="over TCP") as caught:
+        _conninfo_for(db, "spark://cluster.example:7077")
+    assert "--database-url" in str(caught.value)
+    tcp = Database(Settings(database_url=pg15["url"]))
+    assert _conninfo_for(tcp, "spark://cluster.example:7077") == tcp.conninfo
+    assert _conninfo_for(db, "local[2]") == db.conninfo

@@ -81,6 +81,8 @@ def session(master: str | None = None) -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    if master is None and "PYSPARK_GATEWAY_PORT" in os.environ:  # run by spark-submit: its --master and --conf
+        return SparkSession.builder.appName("musicstream").getOrCreate()
     master = master or DEFAULT_MASTER
     builder = (
         SparkSession.builder.master(master)
@@ -225,10 +227,10 @@ class SparkStaging:
     name = "spark"
 
     def __init__(self, db: Database, master: str | None) -> None:
-        self.master = master or DEFAULT_MASTER
         self.db = db
+        self.spark = session(master)
+        self.master = str(self.spark.sparkContext.master)
         self.conninfo = _conninfo_for(db, self.master)
-        self.spark = session(self.master)
         self.schema: str | None = None
 
     def discover(self, paths: Sequence[str | Path]) -> list[InputFile]:
