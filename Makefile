@@ -32,10 +32,12 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks *.py
 	$(BIN)/mypy src
 
-# The tests need Debian's PostgreSQL 15 (the TCP + password test) and Chromium (the HTML report test).
+# The tests need Debian's PostgreSQL 15 (the TCP + password test), Chromium (the HTML report test) and a Java 17
+# runtime (the Spark engine's tests; PySpark, s3fs, moto and pyarrow come with the dev extras).
 # Install what is missing (as root), else say how.
 TEST_PACKAGES := $(if $(wildcard /usr/lib/postgresql/15/bin/initdb),,postgresql-15) \
-                 $(if $(wildcard /usr/bin/chromium),,chromium)
+                 $(if $(wildcard /usr/bin/chromium),,chromium) \
+                 $(if $(shell command -v java),,$(if $(wildcard $(JAVA_HOME)/bin/java),,openjdk-17-jre-headless))
 test-deps:
 	@if [ -n "$(strip $(TEST_PACKAGES))" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && \

@@ -179,3 +179,40 @@ def rows(db: Database, query: str, params: Any = None) -> list[tuple[Any, ...]]:
 
 def scalar(db: Database, query: str, params: Any = None) -> Any:
     return rows(db, query, params)[0][0]
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """A real S3-compatible server (moto in server mode) on 127.0.0.1, and the AWS variables that reach it."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield {
+            "AWS_ACCESS_KEY_ID": "musicstream-test",
+            "AWS_SECRET_ACCESS_KEY": "musicstream-test-secret",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        }
+    finally:
+        server.stop()
+
+
+def upload_tree(env: dict[str, str], local: Path, bucket: str, prefix: str) -> str:
+    """Put every file under ``local`` into ``s3://bucket/prefix/`` (the same relative paths); returns the URL."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    client.create_bucket(Bucket=bucket)
+    for path in sorted(local.rglob("*")):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local).as_posix()}")
+    return f"s3://{bucket}/{prefix}"

@@ -128,8 +128,17 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
     console.print(f"Schema version {outcome['schema_version']}: ready.")
 
 
+class _InputPath(click.Path):
+    """A local path that must exist, or an object-storage URL (s3://bucket/prefix) passed on as text."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and "://" in value:
+            return value
+        return super().convert(value, param, ctx)
+
+
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=_InputPath(exists=True, path_type=Path))
 @click.option("--full", is_flag=True, help="Re-read every file, also those the manifest lists as unchanged.")
 @click.option(
     "--max-rejects",
@@ -150,37 +159,82 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
     metavar="N",
     help="Parsing processes (default: one per core; small inputs are parsed in-process).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="Who reads the files: worker processes here, or Apache Spark (pip install 'musicstream[spark]', Java 17+).",
+)
+@click.option("--master", metavar="URL", help="Spark master URL for --engine spark (default local[2]).")
+@click.option(
+    "--output",
+    metavar="postgres|parquet:PATH",
+    default="postgres",
+    show_default=True,
+    help="Where the star schema goes: the database, or (with --engine spark) a Parquet lake at PATH.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run's outcome as JSON (no progress bar).")
 @click.pass_context
 @_handle_errors
 def load(
     ctx: click.Context,
-    paths: tuple[Path, ...],
+    paths: tuple[Path | str, ...],
     full: bool,
     max_rejects: int | None,
     no_wait: bool,
     statement_timeout: float | None,
     workers: int | None,
+    engine: str,
+    master: str | None,
+    output: str,
     as_json: bool,
 ) -> None:
     """Load song and log files into the star schema, as one atomic run.
 
     Each PATH is a folder holding song_data/ and log_data/ trees (or one of them), or a single .json or
-    .json.gz file. Files loaded before and unchanged since are skipped; bad records are kept in the rejects
-    table with file, line and reason. Exit code 1 when the run fails (nothing is changed then).
+    .json.gz file, or an s3://bucket/prefix URL (credentials and endpoint from the AWS_* variables). Files
+    loaded before and unchanged since are skipped; bad records are kept in the rejects table with file, line
+    and reason. Exit code 1 when the run fails (nothing is changed then).
 
     \b
     Examples:
       musicstream load data/
       musicstream load data/log_data/2018/11 data/song_data
       musicstream load --full --json data/ > run.json
+      musicstream load s3://my-bucket/sparkify/
+      musicstream load --engine spark data/
+      musicstream load --engine spark --output parquet:lake/ data/
     """
     from musicstream.console import RichProgress, load_summary
     from musicstream.load import LoadOptions, run_load
 
+    if master and engine != "spark":
+        raise click.UsageError("--master needs --engine spark")
+    if output != "postgres":
+        if not output.startswith("parquet:") or not output[len("parquet:") :]:
+            raise click.UsageError("--output is postgres or parquet:PATH")
+        if engine != "spark":
+            raise click.UsageError("--output parquet:PATH needs --engine spark")
+        from musicstream.engines import write_parquet
+
+        lake = output[len("parquet:") :]
+        written = write_parquet(paths, lake, master)
+        if as_json:
+            _emit_json({**written.as_dict(), "output": lake})
+        else:
+            _console().print(f"Parquet lake written to {lake}")
+            _console().print(load_summary(written))
+        return
     db = _database(ctx)
     options = LoadOptions(
-        full=full, max_rejects=max_rejects, wait=not no_wait, workers=workers, statement_timeout=statement_timeout
+        full=full,
+        max_rejects=max_rejects,
+        wait=not no_wait,
+        workers=workers,
+        statement_timeout=statement_timeout,
+        engine=engine,
+        master=master,
     )
     err = _console(stderr=True)
     show_bar = err.is_terminal and not as_json

@@ -36,3 +36,7 @@ class LoadError(MusicstreamError):
 
 class TooManyRejects(LoadError):
     """More records were rejected than --max-rejects allows; the run was rolled back."""
+
+
+class EngineError(MusicstreamError):
+    """An engine cannot run here: a missing optional package or runtime (PySpark, Java, a Hadoop connector)."""

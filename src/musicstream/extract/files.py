@@ -1,4 +1,9 @@
-"""Finding input files and reading them: song and log trees, gzip, hashing for the manifest."""
+"""Finding input files and reading them: song and log trees, gzip, hashing for the manifest.
+
+Inputs are local paths or object-storage URLs (``s3://bucket/prefix``, through fsspec: ``pip install
+'musicstream[s3]'``); credentials and endpoint come from the usual AWS variables. A URL names its files in the
+manifest and the rejects table.
+"""
 
 from __future__ import annotations
 
@@ -38,14 +43,58 @@ def _kind_from_parts(path: Path) -> Kind | None:
     return None
 
 
-def _sniff(path: Path) -> Kind:
+def _sniff(path: str | Path) -> Kind:
     """The kind of a file outside song_data/log_data trees, from its first bytes."""
     try:
-        with open_binary(path) as handle:
+        with open_input(path) as stored:
+            handle = gzip.GzipFile(fileobj=stored) if str(path).lower().endswith(".gz") else stored
             head = handle.read(64 * 1024)
     except (OSError, EOFError, gzip.BadGzipFile):
         return "log"
     return "song" if b'"song_id"' in head and b'"page"' not in head else "log"
+
+
+def is_url(path: str | Path) -> bool:
+    """Whether ``path`` names object storage (``s3://…``) rather than a local file."""
+    return isinstance(path, str) and "://" in path
+
+
+HADOOP_SCHEMES = ("s3a", "s3n", "hdfs", "abfs", "abfss", "wasb", "wasbs", "viewfs")
+
+
+def _filesystem(url: str) -> tuple[object, str]:
+    """The fsspec file system serving ``url``, and the protocol to put back in front of its paths."""
+    protocol = url.split("://", 1)[0].lower()
+    if protocol in HADOOP_SCHEMES:
+        raise InputError(
+            f"{protocol}:// is a Hadoop file system: only the Spark engine reads it (--engine spark, with the "
+            "Hadoop connector on the cluster); the local engine reads s3:// URLs"
+        )
+    try:
+        import fsspec
+    except ImportError:
+        raise InputError(f"reading {protocol}:// needs fsspec and s3fs: pip install 'musicstream[s3]'") from None
+    try:
+        return fsspec.filesystem(protocol), protocol
+    except (ImportError, ValueError) as exc:
+        raise InputError(f"cannot read {protocol}:// URLs: {exc}. For S3: pip install 'musicstream[s3]'") from None
+
+
+def _discover_url(url: str, found: dict[str, InputFile]) -> None:
+    fs, protocol = _filesystem(url)
+    try:
+        listing = fs.find(url, detail=True)  # type: ignore[attr-defined]
+    except Exception as exc:  # fsspec back ends raise their own types (botocore's among them)
+        raise InputError(f"cannot list {url}: {exc}. Check the URL and the AWS_* variables") from None
+    if not listing:
+        raise InputError(f"input path not found (or empty): {url}")
+    for key, info in sorted(listing.items()):
+        name = key.rsplit("/", 1)[-1]
+        if info.get("type") != "file" or not _is_input(name):
+            continue
+        path = f"{protocol}://{key}"
+        kind = _kind_from_parts(Path(key)) or _sniff(path)
+        found[path] = InputFile(path, kind, int(info.get("size") or 0))
 
 
 def discover(paths: Iterable[str | Path]) -> list[InputFile]:
@@ -57,6 +106,9 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
     """
     found: dict[str, InputFile] = {}
     for given in paths:
+        if is_url(given):
+            _discover_url(str(given), found)
+            continue
         root = Path(os.path.abspath(given))
         if not root.exists():
             raise InputError(f"input path not found: {given}")
@@ -77,6 +129,19 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
                 kind = _kind_from_parts(path) or _sniff(path)
                 found[str(path)] = InputFile(str(path), kind, size)
     return sorted(found.values(), key=lambda f: (f.kind != "song", f.path))
+
+
+def open_input(path: str | Path) -> IO[bytes]:
+    """The stored bytes of a local file or an object-storage URL (fsspec), as a binary file object."""
+    if not is_url(path):
+        return open(path, "rb")
+    fs, _ = _filesystem(str(path))
+    try:
+        return fs.open(str(path), "rb")  # type: ignore[attr-defined,no-any-return]
+    except OSError:
+        raise
+    except Exception as exc:  # a back end's own error type: report it like an unreadable file
+        raise OSError(f"cannot open {path}: {exc}") from None
 
 
 def open_binary(path: str | Path) -> IO[bytes]:

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from musicstream.extract.files import BOM
+from musicstream.extract.files import BOM, open_input
 from musicstream.extract.records import Reject, Skip, UserEvent, iter_json_values, keep_latest, parse_event, parse_song
 from musicstream.load.rejects import raw_text
 
@@ -122,7 +122,7 @@ def parse_log(task: LogTask) -> Parsed:
     number = 0
     hasher: _Hashing | None = None
     try:
-        raw_file = open(task.path, "rb")  # noqa: SIM115 - closed by the with below
+        raw_file = open_input(task.path)  # closed by the with below
     except OSError as exc:
         outcome.records += 1
         _reject(out, outcome, 0, f"cannot read file: {exc.strerror or exc}", b"")
@@ -187,7 +187,7 @@ def _parse_song_file(path: str, out: Parsed, writer: Any) -> None:
     outcome = FileOutcome(path)
     out.files.append(outcome)
     try:
-        with open(path, "rb") as handle:
+        with open_input(path) as handle:
             stored = handle.read()
         outcome.digest = hashlib.sha256(stored).hexdigest()
         data = gzip.decompress(stored) if path.lower().endswith(".gz") else stored
@@ -225,7 +225,7 @@ def parse_songs(task: SongTask) -> Parsed:
 
 def digest(task: DigestTask) -> Parsed:
     sha = hashlib.sha256()
-    with open(task.path, "rb") as handle:
+    with open_input(task.path) as handle:
         while chunk := handle.read(1 << 20):
             sha.update(chunk)
     return Parsed(digest=sha.hexdigest())

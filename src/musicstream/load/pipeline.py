@@ -50,7 +50,8 @@ class LoadOptions:
     ``full`` re-reads files the manifest lists as unchanged; ``max_rejects`` turns more rejects than that into
     a failed (rolled back) run; ``wait`` waits for another load on the same database instead of failing;
     ``workers`` is the number of parsing processes (default: one per core); ``statement_timeout`` (seconds)
-    fails the run when one statement takes longer.
+    fails the run when one statement takes longer. ``engine`` "spark" reads and stages the files with Spark
+    (``master``: its master URL, ``local[2]`` by default), then merges with the same SQL.
     """
 
     full: bool = False
@@ -58,6 +59,20 @@ class LoadOptions:
     wait: bool = True
     workers: int | None = None
     statement_timeout: float | None = None
+    engine: str = "local"
+    master: str | None = None
+
+
+def _engine(db: Database, options: LoadOptions) -> Any:
+    """None for the local engine; for Spark, its staging (checked first: PySpark and Java must be there)."""
+    if options.engine == "local":
+        return None
+    from musicstream.engines import require_spark
+
+    require_spark()
+    from musicstream.engines.spark import SparkStaging
+
+    return SparkStaging(db, options.master)
 
 
 def _stage(conn: psycopg.Connection[Any], staging: Staging, files: Sequence[InputFile], options: LoadOptions) -> None:
@@ -212,7 +227,8 @@ def run_load(
     """Load the song and log files under ``paths`` into the star schema, as one atomic run."""
     options = options or LoadOptions()
     started = time.monotonic()
-    files = discover(paths)
+    spark = _engine(db, options)
+    files = spark.discover(paths) if spark else discover(paths)
     result = LoadResult(files_found=len(files))
     run = Staging(result, progress or _NoProgress())
     try:
@@ -222,7 +238,8 @@ def run_load(
             point("locked")
             conn.execute("UPDATE etl_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'")
             row = conn.execute(
-                "INSERT INTO etl_runs (full_reload) VALUES (%s) RETURNING run_id", (options.full,)
+                "INSERT INTO etl_runs (full_reload, engine) VALUES (%s, %s) RETURNING run_id",
+                (options.full, options.engine),
             ).fetchone()
             assert row is not None
             result.run_id = int(row[0])
@@ -236,11 +253,14 @@ def run_load(
                     if options.statement_timeout:
                         timeout_ms = str(max(1, round(options.statement_timeout * 1000)))
                         conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))
-                    for statement in statements("load/staging"):
+                    for statement in [] if spark else statements("load/staging"):
                         conn.execute(statement)  # our own trusted .sql file
                     point("staging-tables")
                     started_stage = time.perf_counter()
-                    _stage(conn, run, files, options)
+                    if spark:
+                        spark.stage(conn, run, files, options.full)
+                    else:
+                        _stage(conn, run, files, options)
                     result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
                     _merge(conn, run)
                     _finish(conn, run)
@@ -249,6 +269,8 @@ def run_load(
                             f"{result.rejected} records were rejected, more than --max-rejects {options.max_rejects}; "
                             "nothing was loaded. Fix the input, or raise --max-rejects"
                         )
+                    if spark:
+                        spark.before_commit(conn)
                     result.status = "succeeded"
                     result.seconds = round(time.monotonic() - started, 3)
                     _update_run(conn, result)
@@ -277,6 +299,8 @@ def run_load(
                     with contextlib.suppress(psycopg.Error):
                         _update_run(conn, result)
                 run.rejects.close()
+                if spark:
+                    spark.after_failure()
                 if isinstance(exc, MusicstreamError):
                     raise
                 if isinstance(exc, psycopg.Error):

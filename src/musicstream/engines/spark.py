@@ -1,0 +1,450 @@
+"""The Spark engine: the one module that imports PySpark.
+
+The driver lists the input files (local paths, ``s3://`` through fsspec, Hadoop URIs such as ``s3a://`` and
+``hdfs://`` through the JVM's Hadoop FileSystem API) and spreads them over tasks. Executors read whole files
+with the local engine's parser (``engines/tasks.py``), so records and rejects are those of the local engine.
+
+- PostgreSQL output: executors COPY their rows into unlogged tables of a staging schema of the run's own;
+  Spark picks each user's latest event; then the load's one transaction runs the local engine's merge SQL on
+  those rows and drops the schema (``load/pipeline.py`` drives it, through ``SparkStaging``).
+- Parquet output: Spark computes the whole star schema (``sql/spark/star.sql``) and writes a Parquet lake.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import os
+import re
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from musicstream.config import mask
+from musicstream.db.connection import Database
+from musicstream.db.sqlfiles import named_statements, statements
+from musicstream.engines.tasks import (
+    ROW_SCHEMA,
+    Source,
+    Unit,
+    aws_environment,
+    row_partition,
+    stage_partition,
+    stage_users,
+)
+from musicstream.errors import ConfigError, EngineError, InputError
+from musicstream.extract.files import HADOOP_SCHEMES, InputFile, _kind_from_parts, discover
+from musicstream.load.parse import peak_rss_mb
+from musicstream.load.stats import LoadResult
+
+DEFAULT_MASTER = "local[2]"
+SONGS_PER_UNIT = 256
+STAGE_PREFIX = "musicstream_stage_"
+USER_EVENT_SCHEMA = (
+    "ts bigint, session_id int, item_in_session int, user_id int, first_name string, last_name string, "
+    "gender string, tier string, path string"
+)
+HADOOP_AWS_HINT = (
+    "s3a:// needs Hadoop's S3A connector (hadoop-aws and its AWS SDK bundle) on the Spark classpath: EMR, "
+    "Dataproc and Databricks ship it; elsewhere add the jars that match your Spark's Hadoop version to "
+    "$SPARK_HOME/jars or pass them with spark-submit --jars. Without a cluster, s3:// URLs are read through fsspec"
+)
+_LOG4J = """rootLogger.level = error
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = error
+rootLogger.appenderRef.stderr.ref = stderr
+appender.stderr.type = Console
+appender.stderr.name = stderr
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
+"""
+
+
+def is_local(master: str) -> bool:
+    return master == "local" or master.startswith("local[")
+
+
+def session(master: str | None = None) -> SparkSession:
+    """The Spark session: the active one when there is one, else a new one (``local[2]`` by default) with UTC
+    as its time zone and quiet logs. Executors in local mode run this very Python."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if master is None and "PYSPARK_GATEWAY_PORT" in os.environ:  # run by spark-submit: its --master and --conf
+        return SparkSession.builder.appName("musicstream").getOrCreate()
+    master = master or DEFAULT_MASTER
+    builder = (
+        SparkSession.builder.master(master)
+        .appName("musicstream")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
+        .config("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
+    )
+    if is_local(master):
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+        log4j = Path(tempfile.gettempdir(), "musicstream-log4j2.properties")
+        log4j.write_text(_LOG4J, encoding="utf-8")
+        cores = master[len("local[") : -1] if master.startswith("local[") else "1"
+        cores = str(os.cpu_count() or 2) if cores == "*" else cores
+        builder = (
+            builder.config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", str(2 * int(cores)))
+            .config("spark.driver.memory", os.environ.get("MUSICSTREAM_SPARK_DRIVER_MEMORY", "2g"))
+            .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+            spark = builder.getOrCreate()
+    except Exception as exc:
+        raise EngineError(f"Spark did not start (master {master}): {exc}") from None
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _jvm(spark: SparkSession) -> Any:
+    jvm = spark.sparkContext._jvm
+    if jvm is None:  # pragma: no cover - only on a stopped session
+        raise EngineError("the Spark session has stopped; run the command again")
+    return jvm
+
+
+def _is_hadoop(path: str | Path) -> bool:
+    """A URI for Hadoop's FileSystem API: s3a://, hdfs://, … and file: (as Hadoop writes file URIs)."""
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):/", str(path)) if isinstance(path, str) else None
+    return match is not None and match.group(1).lower() in (*HADOOP_SCHEMES, "file")
+
+
+def _hadoop_files(spark: SparkSession, url: str) -> list[InputFile]:
+    """The input files under a Hadoop URI, listed by the JVM's Hadoop FileSystem API."""
+    jvm = _jvm(spark)
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    root = jvm.org.apache.hadoop.fs.Path(url)
+    try:
+        fs = root.getFileSystem(conf)
+        if not fs.exists(root):
+            raise InputError(f"input path not found: {url}")
+        listing = fs.listFiles(root, True)
+        found: list[InputFile] = []
+        while listing.hasNext():
+            status = listing.next()
+            path = status.getPath()
+            name = str(path.getName())
+            if not name.lower().endswith((".json", ".json.gz")) or name.startswith("."):
+                continue
+            text = str(path.toString())
+            kind = _kind_from_parts(Path(text.split(":", 1)[1])) or "log"
+            found.append(InputFile(text, kind, int(status.getLen())))
+        return found
+    except InputError:
+        raise
+    except Exception as exc:
+        message = str(exc)
+        if "S3AFileSystem" in message or 'scheme "s3a"' in message:
+            raise EngineError(f"cannot read {url}: {HADOOP_AWS_HINT}") from None
+        first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+        raise InputError(f"cannot list {url} through Hadoop: {first}") from None
+
+
+def discover_all(spark: SparkSession, paths: Sequence[str | Path]) -> list[InputFile]:
+    """Every input file: Hadoop URIs listed through the JVM, the rest as the local engine lists them."""
+    found = {f.path: f for f in discover([p for p in paths if not _is_hadoop(p)])} if paths else {}
+    for given in paths:
+        if _is_hadoop(given):
+            found.update((f.path, f) for f in _hadoop_files(spark, str(given)))
+    return sorted(found.values(), key=lambda f: (f.kind != "song", f.path))
+
+
+def _bins(units: list[Unit], slots: int) -> list[list[Unit]]:
+    """Units spread over ``slots`` bins of about equal bytes (largest first, each to the lightest bin)."""
+    slots = max(1, min(slots, len(units)))
+    heap = [(0, i) for i in range(slots)]
+    bins: list[list[Unit]] = [[] for _ in range(slots)]
+    for unit in sorted(units, key=lambda u: -sum(s.size for s in u.sources)):
+        load, i = heapq.heappop(heap)
+        bins[i].append(unit)
+        heapq.heappush(heap, (load + sum(s.size for s in unit.sources) + 1, i))
+    return [b for b in bins if b]
+
+
+def _inputs(spark: SparkSession, files: Sequence[InputFile], known: dict[str, tuple[int, str]], full: bool) -> Any:
+    """An RDD whose partitions hold the work: bins of units for local and fsspec files, (unit, bytes) pairs
+    for files on Hadoop file systems (read by Spark's binaryFiles)."""
+    sc = spark.sparkContext
+
+    def source(f: InputFile) -> Source:
+        size, digest = known.get(f.path, (-1, ""))
+        return Source(f.path, f.kind, f.size, digest if not full and size == f.size else None)
+
+    plain = [f for f in files if not _is_hadoop(f.path)]
+    hadoop = [f for f in files if _is_hadoop(f.path)]
+    units = [Unit("log", (source(f),)) for f in plain if f.kind == "log"]
+    songs = [source(f) for f in plain if f.kind == "song"]
+    units += [Unit("song", tuple(songs[i : i + SONGS_PER_UNIT])) for i in range(0, len(songs), SONGS_PER_UNIT)]
+    slots = 2 * sc.defaultParallelism
+    rdd = sc.parallelize(_bins(units, slots), max(1, min(slots, len(units)))) if units else sc.emptyRDD()
+    if hadoop:
+        by_path = {f.path: Unit(f.kind, (source(f),)) for f in hadoop}
+        blobs = sc.binaryFiles(",".join(by_path), minPartitions=slots)
+        rdd = rdd.union(blobs.map(lambda pair: (by_path[pair[0]], pair[1])))
+    return rdd
+
+
+# -- PostgreSQL output -------------------------------------------------------------------------------------------
+
+
+def _conninfo_for(db: Database, master: str) -> str:
+    """The database URL executors use; on a cluster it must be reachable over TCP."""
+    conninfo = db.conninfo
+    if is_local(master):
+        return conninfo
+    host = str(psycopg.conninfo.conninfo_to_dict(conninfo).get("host") or os.environ.get("PGHOST") or "")
+    if db.settings.embedded or not host or host.startswith("/"):
+        raise ConfigError(
+            f"--master {master} runs executors on other machines: they need a database they can reach over TCP, "
+            f"and {mask(conninfo)} is a Unix socket. Pass --database-url postgresql://user@host:5432/musicstreamdb "
+            "(the embedded PostgreSQL is for local mode only)"
+        )
+    return conninfo
+
+
+class SparkStaging:
+    """The Spark engine's part of ``run_load``: list the files, then stage them through Spark."""
+
+    name = "spark"
+
+    def __init__(self, db: Database, master: str | None) -> None:
+        self.db = db
+        self.spark = session(master)
+        self.master = str(self.spark.sparkContext.master)
+        self.conninfo = _conninfo_for(db, self.master)
+        self.schema: str | None = None
+
+    def discover(self, paths: Sequence[str | Path]) -> list[InputFile]:
+        return discover_all(self.spark, paths)
+
+    def _create_schema(self, run_id: int) -> str:
+        schema = f"{STAGE_PREFIX}{run_id}"
+        with self.db.connect(autocommit=True) as admin:
+            # Under the load lock, any staging schema left is a killed run's: drop it.
+            leftovers = admin.execute(
+                "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (STAGE_PREFIX,)
+            ).fetchall()
+            for (name,) in leftovers:
+                admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+            with admin.transaction():
+                for statement in statements("spark/staging"):
+                    admin.execute(sql.SQL(statement).format(schema=sql.Identifier(schema)))
+        self.schema = schema
+        return schema
+
+    def stage(self, conn: psycopg.Connection[Any], run: Any, files: Sequence[InputFile], full: bool) -> None:
+        """Fill the run's staging schema through Spark, then point the transaction's search_path at it."""
+        result: LoadResult = run.result
+        known: dict[str, tuple[int, str]] = {
+            path: (size, digest)
+            for path, size, digest in conn.execute(
+                "SELECT path, size_bytes, sha256 FROM loaded_files WHERE path = ANY(%s)", ([f.path for f in files],)
+            )
+        }
+        schema = self._create_schema(result.run_id)
+        run.progress.phase("reading with Spark")
+        parse = functools.partial(stage_partition, conninfo=self.conninfo, schema=schema, env=aws_environment())
+        staged = _inputs(self.spark, files, known, full).mapPartitionsWithIndex(parse)
+        staged.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            facts = staged.filter(lambda row: row[0] != "user").collect()
+            events = self.spark.createDataFrame(
+                staged.filter(lambda row: row[0] == "user").map(lambda row: row[1:]), USER_EVENT_SCHEMA
+            )
+            latest = latest_users(self.spark, events)
+            latest.rdd.mapPartitionsWithIndex(
+                functools.partial(stage_users, conninfo=self.conninfo, schema=schema)
+            ).sum()
+        finally:
+            staged.unpersist()
+        manifest = _fold(result, facts, {f.path: f for f in files})
+        run.progress.advance(sum(f.size for f in files))
+        path = sql.SQL("{}, public").format(sql.Identifier(schema)).as_string(conn)
+        conn.execute("SELECT set_config('search_path', %s, true)", (path,))
+        with conn.cursor() as cur:
+            with cur.copy("COPY stage_files (path, kind, size_bytes, sha256, records, rejects) FROM STDIN") as copy:
+                for entry in manifest:
+                    copy.write_row(entry)
+            row = cur.execute(
+                "SELECT (SELECT count(*) FROM stage_plays), (SELECT count(*) FROM stage_songs)"
+            ).fetchone()
+        assert row is not None
+        run.staged_plays, run.staged_songs = int(row[0]), int(row[1])
+        result.peak_rss_mb = max(result.peak_rss_mb, jvm_peak_rss_mb(self.spark))
+
+    def before_commit(self, conn: psycopg.Connection[Any]) -> None:
+        """Drop the staging schema in the load's own transaction: it goes exactly when the run commits."""
+        if self.schema:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(self.schema)))
+
+    def after_failure(self) -> None:
+        if not self.schema:
+            return
+        try:
+            with self.db.connect(autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
+        except Exception:
+            pass
+
+
+def _fold(
+    result: LoadResult, facts: Iterable[tuple[Any, ...]], files: dict[str, InputFile]
+) -> list[tuple[str, str, int, str, int, int]]:
+    """Add the executors' per-file facts and counts to the run's result; returns the manifest rows."""
+    manifest: list[tuple[str, str, int, str, int, int]] = []
+    for row in facts:
+        if row[0] == "count":
+            _, skipped, logged_out, peak = row
+            result.records_skipped += skipped
+            result.logged_out += logged_out
+            result.peak_rss_mb = max(result.peak_rss_mb, peak)
+            continue
+        _, path, kind, size, digest, records, rejects, unchanged = row
+        if unchanged:
+            result.files_skipped += 1
+            continue
+        result.files_read += 1
+        result.bytes_read += files[path].size if path in files else size
+        result.records_read += records
+        result.rejected += rejects
+        if kind == "song":
+            result.song_records += records
+        else:
+            result.event_records += records
+        if digest is not None:  # a file that could not be read is not in the manifest: it is retried
+            manifest.append((path, kind, size, digest, records, rejects))
+    return manifest
+
+
+def latest_users(spark: SparkSession, events: DataFrame) -> DataFrame:
+    events.createOrReplaceTempView("user_events")
+    spark.sql(named_statements("spark/star")["latest_users"])
+    return spark.table("latest_users")
+
+
+def jvm_peak_rss_mb(spark: SparkSession) -> float:
+    """The Spark JVM's peak resident memory (VmHWM) when it runs on this machine (local mode), else 0."""
+    try:
+        pid = int(_jvm(spark).java.lang.ProcessHandle.current().pid())
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except Exception:
+        pass
+    return 0.0
+
+
+# -- Parquet output ----------------------------------------------------------------------------------------------
+
+STAR_TABLES = ("trackplays", "users", "tracks", "artists", "timetb")
+
+
+def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = None) -> LoadResult:
+    """Compute the star schema of the files under ``paths`` with Spark and write it as Parquet under ``out``:
+    ``trackplays`` partitioned by year and month, each dimension as one file, and ``rejects``.
+
+    Every table is written to a fresh folder first and then swapped in, one table after another.
+    """
+    started = time.monotonic()
+    spark = session(master)
+    files = discover_all(spark, paths)
+    result = LoadResult(files_found=len(files))
+    rows = spark.createDataFrame(
+        _inputs(spark, files, {}, True).mapPartitions(functools.partial(row_partition, env=aws_environment())),
+        ROW_SCHEMA,
+        verifySchema=False,
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        small = rows.where(rows.kind.isin("file", "count")).select(*_FACT_COLUMNS).collect()
+        _fold(result, [_fact(tuple(r)) for r in small], {f.path: f for f in files})
+        for kind, view in (("play", "plays"), ("song", "songs"), ("user", "user_events")):
+            rows.where(rows.kind == kind).createOrReplaceTempView(view)
+        for name, statement in named_statements("spark/star").items():
+            spark.sql(statement)
+            if name in ("catalog_tracks", "resolution", "facts"):  # each is read by several tables
+                spark.table(name).persist(StorageLevel.MEMORY_AND_DISK)
+        _write(spark, out, rows)
+        counts = {t: spark.read.parquet(f"{out.rstrip('/')}/{t}").count() for t in STAR_TABLES}
+        staged_plays = spark.table("plays").count()
+        staged_songs = spark.table("songs").count()
+        catalog = spark.table("catalog_tracks").count()
+        result.records_loaded = counts["trackplays"] + catalog
+        result.duplicates = (staged_plays - counts["trackplays"]) + (staged_songs - catalog)
+        result.rows_added = counts
+        result.status = "succeeded"
+    finally:
+        spark.catalog.clearCache()
+        rows.unpersist()
+    result.peak_rss_mb = round(max(result.peak_rss_mb, peak_rss_mb(), jvm_peak_rss_mb(spark)), 1)
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+_FACT_COLUMNS = (
+    "kind",
+    "path",
+    "file_kind",
+    "size",
+    "digest",
+    "records",
+    "rejects",
+    "unchanged",
+    "skipped",
+    "logged_out",
+    "peak_rss_mb",
+)
+
+
+def _fact(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    kind, path, file_kind, size, digest, records, rejects, unchanged, skipped, logged_out, peak = row
+    if kind == "count":
+        return ("count", skipped, logged_out, peak)
+    return ("file", path, file_kind, size, digest, records, rejects, unchanged)
+
+
+def _write(spark: SparkSession, out: str, rows: DataFrame) -> None:
+    target = out.rstrip("/")
+    tables: dict[str, DataFrame] = {t: spark.table(t) for t in STAR_TABLES}
+    tables["rejects"] = (
+        rows.where(rows.kind == "reject").selectExpr("path AS file", "line", "reason", "raw").orderBy("file", "line")
+    )
+    token = uuid.uuid4().hex[:12]
+    for name, frame in tables.items():
+        fresh = f"{target}/.{name}-{token}"
+        if name == "trackplays":
+            frame.repartition("year", "month").write.mode("overwrite").partitionBy("year", "month").parquet(fresh)
+        else:
+            frame.coalesce(1).write.mode("overwrite").parquet(fresh)
+        _swap(spark, fresh, f"{target}/{name}")
+
+
+def _swap(spark: SparkSession, fresh: str, final: str) -> None:
+    """Replace ``final`` by ``fresh`` (Hadoop FileSystem rename; on object stores a copy, not atomic)."""
+    jvm = _jvm(spark)
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    old = jvm.org.apache.hadoop.fs.Path(final)
+    fs = old.getFileSystem(conf)
+    if fs.exists(old):
+        fs.delete(old, True)
+    if not fs.rename(jvm.org.apache.hadoop.fs.Path(fresh), old):
+        raise EngineError(f"could not move {fresh} to {final}; the new table is in {fresh}")

@@ -1,0 +1,293 @@
+"""The Spark engine (real Spark in local mode, real PostgreSQL): the same files give the same tables, the same
+rejects and the same run counts as the local engine; the Parquet lake equals a fresh PostgreSQL load."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import _fresh_database, rows
+from musicstream.config import Settings
+from musicstream.db.connection import Database
+from musicstream.load import LoadOptions, LoadResult, run_load
+from test_order_independence import snapshot
+
+SPARK = LoadOptions(engine="spark")
+COUNTS = ("files_read", "files_skipped", "records_read", "records_loaded", "records_skipped", "duplicates", "rejected")
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One Spark session (local[2]) for every test here: starting one costs several seconds."""
+    from musicstream.engines import require_spark
+
+    require_spark()
+    from musicstream.engines.spark import session
+
+    spark = session("local[2]")
+    yield spark
+    spark.stop()
+
+
+@pytest.fixture
+def local_db(embedded: Database) -> Iterator[Database]:
+    """A second fresh database, for the local engine's side of a comparison."""
+    name = f"ms_spark_local_{next(_names)}"
+    yield Database(Settings(database_url=_fresh_database(embedded, name), home=embedded.settings.home))
+    with embedded.connect(autocommit=True, dbname="postgres") as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+EDGE_SONGS = [
+    # rule 6 at its edges: both exactly 1.000 s from the plays of "Revelry" (201.79546 s) in decimal arithmetic
+    # (not in binary floating point); the smaller id wins the tie. The third is 1.00001 s away: no match.
+    ("SOZZEDGE000000002", "REVELRY", "ARZZEDGE000000001", " kings  of LEON", 202.79546, "Nashville"),
+    ("SOZZEDGE000000001", "revelry", "ARZZEDGE000000001", "Kings Of Leon", 200.79546, ""),
+    ("SOZZEDGE000000003", "Revelry", "ARZZEDGE000000009", "Kings of Leon", 202.79547, "Mt. Juliet"),
+    # rule 5: the same song id twice with different details; the record that sorts first wins
+    ("SOZZEDGE000000004", "b-side", "ARZZEDGE000000002", "Nobody", 100.0, "Here"),
+    ("SOZZEDGE000000004", "B-side", "ARZZEDGE000000002", "Nobody", 100.0, "There"),
+]
+
+
+def _song(song_id: str, title: str, artist_id: str, artist: str, duration: float, location: str) -> str:
+    return json.dumps(
+        {
+            "num_songs": 1,
+            "artist_id": artist_id,
+            "artist_latitude": None,
+            "artist_longitude": None,
+            "artist_location": location,
+            "artist_name": artist,
+            "song_id": song_id,
+            "title": title,
+            "duration": duration,
+            "year": 2008,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def late_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four udacity days and the catalog, a log file sent twice under two names (rule 2), the late songs of
+    test_order_independence (rule 8) and songs at the edges of rules 5 and 6."""
+    from conftest import UDACITY
+    from test_order_independence import DAYS, LATE_SONGS
+
+    root = tmp_path_factory.mktemp("late")
+    shutil.copytree(UDACITY / "song_data", root / "song_data")
+    logs = root / "log_data"
+    logs.mkdir()
+    for day in DAYS:
+        shutil.copy(UDACITY / "log_data" / "2018" / "11" / f"{day}-events.json", logs / f"{day}-events.json")
+    shutil.copy(UDACITY / "log_data" / "2018" / "11" / "2018-11-14-events.json", logs / "2018-11-14-events.json")
+    shutil.copy(logs / "2018-11-14-events.json", logs / "resent-copy.json")
+    late = root / "song_data" / "Z"
+    late.mkdir()
+    for song in LATE_SONGS:
+        (late / f"{song['song_id']}.json").write_text(json.dumps(song))
+    for i, edge in enumerate(EDGE_SONGS):
+        (late / f"edge-{i}.json").write_text(_song(*edge))
+    return root
+
+
+def bookkeeping(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        "rejects": rows(db, "SELECT file, line, reason, raw FROM rejects ORDER BY file, line, reason"),
+        "loaded_files": rows(
+            db, "SELECT path, kind, size_bytes, sha256, records, rejects FROM loaded_files ORDER BY path"
+        ),
+        "staging_schemas": rows(db, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'musicstream_stage%%'"),
+    }
+
+
+def counts(result: LoadResult) -> dict[str, Any]:
+    return {**{k: getattr(result, k) for k in COUNTS}, "rows_added": result.rows_added, "ok": result.reconciles}
+
+
+def test_udacity_spark_equals_local(db: Database, local_db: Database, udacity: Path, spark: Any) -> None:
+    with_spark = run_load(db, [udacity], SPARK)
+    with_local = run_load(local_db, [udacity])
+    assert with_spark.status == "succeeded"
+    assert counts(with_spark) == counts(with_local)
+    assert snapshot(db) == snapshot(local_db)
+    assert bookkeeping(db) == bookkeeping(local_db)
+    assert rows(db, "SELECT engine FROM etl_runs") == [("spark",)]
+    # SEMANTICS.md's figures for the sample
+    assert rows(db, "SELECT count(*) FROM trackplays") == [(6820,)]
+    assert rows(db, "SELECT count(*) FILTER (WHERE tier = 'paid'), count(*) FROM users") == [(22, 97)]
+    again = run_load(db, [udacity], SPARK)
+    assert again.files_skipped == with_local.files_read and again.records_read == 0
+    assert snapshot(db) == snapshot(local_db)
+
+
+LAKE_COLUMNS = {
+    "trackplays": "user_id, session_id, item_in_session, start_time, tier, track_id, artist_id, location, "
+    "user_agent, song_title, artist_name, length_ms",
+    "users": "user_id, first_name, last_name, gender, tier, last_event_ts, last_session_id, last_item",
+    "tracks": "track_id, title, artist_id, year, duration, is_inferred, title_key, artist_key",
+    "artists": "artist_id, name, location, latitude, longitude, is_inferred, source_track_id",
+    "timetb": "start_time, hour, day, week, month, year, weekday",
+}
+
+
+def read_lake(root: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The Parquet lake read back with pyarrow, each table's rows sorted, in the columns of LAKE_COLUMNS."""
+    import pyarrow.dataset as ds
+
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for table, columns in LAKE_COLUMNS.items():
+        names = [c.strip() for c in columns.split(",")]
+        data = ds.dataset(root / table, format="parquet", partitioning="hive").to_table(columns=names)
+        out[table] = sorted(tuple(row[n] for n in names) for row in data.to_pylist())
+    return out
+
+
+def database_star(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    star = {
+        table: sorted(rows(db, f"SELECT {columns} FROM {table}"))  # noqa: S608 - our own constant names
+        for table, columns in LAKE_COLUMNS.items()
+        if table != "trackplays"
+    }
+    star["trackplays"] = sorted(
+        rows(
+            db,
+            """SELECT user_id, session_id, item_in_session, start_time, tier, p.track_id, p.artist_id, location,
+                      user_agent, song_title, artist_name, length_ms
+               FROM trackplays p JOIN play_names USING (name_id)""",
+        )
+    )
+    return star
+
+
+def test_parquet_lake_equals_a_postgresql_load(
+    db: Database, udacity: Path, late_corpus: Path, spark: Any, tmp_path: Path
+) -> None:
+    from musicstream.engines import write_parquet
+
+    result = write_parquet([late_corpus], str(tmp_path / "lake"))
+    local = run_load(db, [late_corpus])
+    assert result.status == "succeeded" and result.reconciles
+    star = {t: local.rows_added[t] for t in LAKE_COLUMNS}
+    assert {**counts(result), "rows_added": result.rows_added} == {**counts(local), "rows_added": star}
+    assert read_lake(tmp_path / "lake") == database_star(db)
+    # the edges were exercised: a tie at exactly 1.000 s goes to the smaller id; rule 5 keeps "B-side"
+    assert rows(
+        db,
+        "SELECT DISTINCT p.track_id FROM trackplays p JOIN play_names USING (name_id) WHERE song_title = 'Revelry'",
+    ) == [("SOZZEDGE000000001",)]
+    assert rows(db, "SELECT title FROM tracks WHERE track_id = 'SOZZEDGE000000004'") == [("B-side",)]
+    months = sorted(p.name for p in (tmp_path / "lake" / "trackplays").glob("year=*/month=*"))
+    assert months and all(p.startswith("month=") for p in months)
+    for table in ("users", "tracks", "artists", "timetb"):
+        assert len(list((tmp_path / "lake" / table).glob("*.parquet"))) == 1
+
+
+def hostile_tree(root: Path) -> Path:
+    """Every case of the hostile-input corpus (test_hostile.py) in one tree, plus unreadable entries."""
+    import os
+
+    from test_hostile import CASES
+
+    for name, data, _, _ in CASES.values():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    logs = root / "log_data"
+    os.symlink(logs / "b-link.json", logs / "a-link.json")  # a link loop
+    os.symlink(logs / "a-link.json", logs / "b-link.json")
+    os.symlink(logs / "missing.json", logs / "dangling.json")
+    return root
+
+
+def test_hostile_corpus_gives_the_same_rejects(db: Database, local_db: Database, spark: Any, tmp_path: Path) -> None:
+    root = hostile_tree(tmp_path / "hostile")
+    with_spark = run_load(db, [root], SPARK)
+    with_local = run_load(local_db, [root])
+    assert with_spark.status == "succeeded" and with_spark.rejected > 10
+    assert counts(with_spark) == counts(with_local)
+    assert bookkeeping(db) == bookkeeping(local_db)
+    assert snapshot(db) == snapshot(local_db)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 200,000 generated events over 31 days, plus one day sent twice under another name."""
+    from musicstream.generate import generate
+
+    root = tmp_path_factory.mktemp("generated")
+    generate(root, users=1000, days=31, songs=2000, seed=11, events=200_000)
+    days = sorted((root / "log_data").rglob("*.json"))
+    shutil.copy(days[3], days[3].with_name("resent-copy.json"))
+    return root
+
+
+@pytest.mark.slow
+def test_generated_data_late_songs_spark_equals_local(
+    db: Database, local_db: Database, generated: Path, spark: Any
+) -> None:
+    """Logs first, song files in a second run (rule 8), on both engines."""
+    logs, songs = generated / "log_data", generated / "song_data"
+    for target, options in ((db, SPARK), (local_db, LoadOptions())):
+        first = run_load(target, [logs], options)
+        assert first.status == "succeeded" and first.event_records > 190_000 and first.duplicates > 1000
+        second = run_load(target, [songs], options)
+        assert second.rows_added["plays_moved_to_catalog"] > 0
+    assert snapshot(db) == snapshot(local_db)
+    assert bookkeeping(db) == bookkeeping(local_db)
+
+
+def test_s3_inputs_on_spark_load_like_local_files(
+    db: Database, local_db: Database, udacity: Path, spark: Any, s3_server: dict[str, str], monkeypatch: Any
+) -> None:
+    from conftest import upload_tree
+
+    for key, value in s3_server.items():
+        monkeypatch.setenv(key, value)  # the executors of the running session get them from the driver
+    url = upload_tree(s3_server, udacity, "spark-engine", "udacity")
+    with_spark = run_load(db, [url], SPARK)
+    with_local = run_load(local_db, [udacity])
+    assert counts(with_spark) == counts(with_local)
+    assert snapshot(db) == snapshot(local_db)
+    assert rows(db, "SELECT count(*) FROM loaded_files WHERE path LIKE 's3://spark-engine/udacity/%%'") == [
+        (with_local.files_read,)
+    ]
+
+
+def test_hadoop_uris_are_read_through_spark(db: Database, local_db: Database, spark: Any, tmp_path: Path) -> None:
+    """A Hadoop URI (file:// here; s3a:// and hdfs:// on a cluster) is listed by the JVM and read by Spark."""
+    root = hostile_tree(tmp_path / "hostile")
+    for link in ("a-link.json", "b-link.json", "dangling.json"):
+        (root / "log_data" / link).unlink()  # Hadoop lists no dangling links
+    with_spark = run_load(db, [f"file://{root}"], SPARK)
+    with_local = run_load(local_db, [root])
+    assert counts(with_spark) == counts(with_local)
+    assert snapshot(db) == snapshot(local_db)
+    spark_rejects = [(f.replace("file:", "", 1), *rest) for f, *rest in bookkeeping(db)["rejects"]]
+    assert spark_rejects == bookkeeping(local_db)["rejects"]
+
+
+def test_s3a_without_the_connector_is_a_clear_error(db: Database, spark: Any) -> None:
+    from musicstream.errors import EngineError
+
+    with pytest.raises(EngineError, match="hadoop-aws"):
+        run_load(db, ["s3a://bucket/prefix"], SPARK)
+
+
+def test_a_cluster_master_needs_a_tcp_database(db: Database, pg15: dict[str, Any]) -> None:
+    from musicstream.engines.spark import _conninfo_for
+    from musicstream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="over TCP") as caught:
+        _conninfo_for(db, "spark://cluster.example:7077")
+    assert "--database-url" in str(caught.value)
+    tcp = Database(Settings(database_url=pg15["url"]))
+    assert _conninfo_for(tcp, "spark://cluster.example:7077") == tcp.conninfo
+    assert _conninfo_for(db, "local[2]") == db.conninfo
