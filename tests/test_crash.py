@@ -45,6 +45,7 @@ MERGE_STEPS = [
     "reresolve_plays",
     "delete_orphan_tracks",
     "delete_orphan_artists",
+    "refresh_mtimes",
     "replace_rejects",
     "insert_rejects",
     "record_files",

@@ -29,6 +29,7 @@ class InputFile:
     path: str
     kind: Kind
     size: int
+    mtime_ns: int | None = None  # local files: st_mtime_ns; object storage: not used
 
 
 def _is_input(name: str) -> bool:
@@ -114,7 +115,8 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
             raise InputError(f"input path not found: {given}")
         if root.is_file():
             kind = _kind_from_parts(root) or _sniff(root)
-            found[str(root)] = InputFile(str(root), kind, root.stat().st_size)
+            stat = root.stat()
+            found[str(root)] = InputFile(str(root), kind, stat.st_size, stat.st_mtime_ns)
             continue
         for folder, dirs, files in os.walk(root, onerror=None, followlinks=False):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -123,11 +125,12 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
                     continue
                 path = Path(folder, name)
                 try:
-                    size = path.stat().st_size
+                    stat = path.stat()
+                    size, mtime_ns = stat.st_size, stat.st_mtime_ns
                 except OSError:
-                    size = 0  # a dangling link or unreadable entry: reading it will record why
+                    size, mtime_ns = 0, None  # a dangling link or unreadable entry: reading it will record why
                 kind = _kind_from_parts(path) or _sniff(path)
-                found[str(path)] = InputFile(str(path), kind, size)
+                found[str(path)] = InputFile(str(path), kind, size, mtime_ns)
     return sorted(found.values(), key=lambda f: (f.kind != "song", f.path))
 
 

@@ -26,7 +26,7 @@ from musicstream.errors import LoadError, MusicstreamError, TooManyRejects
 from musicstream.extract.files import InputFile, discover
 from musicstream.load.faults import point
 from musicstream.load.parse import peak_rss_mb
-from musicstream.load.stage import Progress, Staging, copy_bookkeeping, stage_files
+from musicstream.load.stage import Known, Progress, Staging, copy_bookkeeping, stage_files
 from musicstream.load.stats import LoadResult
 
 LOAD_LOCK = 0x6D736C6F6164  # "msload": one load at a time per database
@@ -75,14 +75,17 @@ def _engine(db: Database, options: LoadOptions) -> Any:
     return SparkStaging(db, options.master)
 
 
-def _stage(conn: psycopg.Connection[Any], staging: Staging, files: Sequence[InputFile], options: LoadOptions) -> None:
-    known: dict[str, tuple[int, str]] = {
-        path: (size, digest)
-        for path, size, digest in conn.execute(
-            "SELECT path, size_bytes, sha256 FROM loaded_files WHERE path = ANY(%s)", ([f.path for f in files],)
+def _stage(
+    conn: psycopg.Connection[Any], staging: Staging, files: Sequence[InputFile], options: LoadOptions, started_ns: int
+) -> None:
+    known: Known = {
+        path: (size, digest, mtime_ns)
+        for path, size, digest, mtime_ns in conn.execute(
+            "SELECT path, size_bytes, sha256, mtime_ns FROM loaded_files WHERE path = ANY(%s)",
+            ([f.path for f in files],),
         )
     }
-    manifest = stage_files(conn, staging, files, known, options.full, options.workers)
+    manifest = stage_files(conn, staging, files, known, options.full, options.workers, started_ns)
     point("bookkeeping")
     copy_bookkeeping(conn, staging, manifest)
 
@@ -164,6 +167,7 @@ def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
 
 def _finish(conn: psycopg.Connection[Any], run: Staging) -> None:
     params = {"run_id": run.result.run_id}
+    _exec(conn, run, "refresh_mtimes")
     _exec(conn, run, "replace_rejects")
     _exec(conn, run, "insert_rejects", params)
     _exec(conn, run, "record_files", params)
@@ -227,6 +231,7 @@ def run_load(
     """Load the song and log files under ``paths`` into the star schema, as one atomic run."""
     options = options or LoadOptions()
     started = time.monotonic()
+    started_ns = time.time_ns()  # before the files are listed: their modification times are compared with it
     spark = _engine(db, options)
     files = spark.discover(paths) if spark else discover(paths)
     result = LoadResult(files_found=len(files))
@@ -260,7 +265,7 @@ def run_load(
                     if spark:
                         spark.stage(conn, run, files, options.full)
                     else:
-                        _stage(conn, run, files, options)
+                        _stage(conn, run, files, options, started_ns)
                     result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
                     _merge(conn, run)
                     _finish(conn, run)

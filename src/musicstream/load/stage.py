@@ -27,6 +27,12 @@ from musicstream.load.stats import LoadResult
 SLICE_BYTES = 32 << 20  # plain log files bigger than this are parsed in slices of this size
 SONGS_PER_TASK = 256
 SERIAL_BELOW_BYTES = 4 << 20  # smaller inputs are parsed in-process: starting workers would cost more
+# A modification time is trusted for the next run's quick check only when it is older than the run by this much:
+# a file written again within one tick of the file system's clock could keep its time (git's "racy" case).
+RECENT_NS = 2_000_000_000
+
+Known = dict[str, tuple[int, str, int | None]]  # path → size, SHA-256, modification time (ns) in the manifest
+ManifestRow = tuple[str, str, int, str, int, int, int | None]
 
 PLAY_COLUMNS = (
     "user_id, session_id, item_in_session, ts, tier, location, user_agent, "
@@ -65,6 +71,7 @@ class Staging:
     progress: Progress
     rejects: RejectSink = field(default_factory=RejectSink)
     users: dict[int, UserEvent] = field(default_factory=dict)
+    mtimes: list[tuple[str, int]] = field(default_factory=list)  # unchanged files whose time the manifest lacks
     staged_songs: int = 0
     staged_plays: int = 0
     tasks_done: int = 0
@@ -182,26 +189,48 @@ def _copy_results(
     return staged
 
 
+def _trusted(file: InputFile, started_ns: int) -> int | None:
+    """The file's modification time when it is old enough to vouch for the content next time, else None."""
+    if file.mtime_ns is None or file.mtime_ns > started_ns - RECENT_NS:
+        return None
+    return file.mtime_ns
+
+
 def stage_files(
     conn: psycopg.Connection[Any],
     staging: Staging,
     files: Sequence[InputFile],
-    known: dict[str, tuple[int, str]],
+    known: Known,
     full: bool,
     workers: int | None,
-) -> list[tuple[str, str, int, str, int, int]]:
-    """Parse and COPY every new or changed file; returns the manifest rows of the files read."""
+    started_ns: int,
+) -> list[ManifestRow]:
+    """Parse and COPY every new or changed file; returns the manifest rows of the files read.
+
+    A file the manifest lists with the same size and modification time is unchanged and not read at all. One
+    with the same size but another time is hashed (in threads: hashing releases the GIL, so a re-run with
+    nothing new starts no worker processes); the digest decides. ``started_ns`` is when the run listed the files.
+    """
     result = staging.result
-    # Files the manifest knows with the same size may be unchanged: their digests decide. Hashing releases the
-    # GIL, so threads do it without starting worker processes (a re-run with nothing new stays cheap).
-    maybe_same = [f for f in files if not full and known.get(f.path, (None, ""))[0] == f.size]
     same: set[str] = set()
+    maybe_same: list[InputFile] = []
+    for f in files if not full else ():
+        size, _, mtime_ns = known.get(f.path, (None, "", None))
+        if size != f.size:
+            continue
+        if mtime_ns is not None and mtime_ns == f.mtime_ns:
+            same.add(f.path)
+        else:
+            maybe_same.append(f)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
         for file, parsed in zip(
             maybe_same, threads.map(run_task, [DigestTask(f.path) for f in maybe_same]), strict=True
         ):
             if known[file.path][1] == parsed.digest:
                 same.add(file.path)
+                trusted = _trusted(file, started_ns)
+                if trusted is not None:
+                    staging.mtimes.append((file.path, trusted))
     states = {f.path: _FileState(f) for f in files if f.path not in same}
     result.files_skipped += len(same)
     staging.progress.advance(sum(f.size for f in files if f.path in same))
@@ -223,7 +252,7 @@ def stage_files(
             staging.staged_plays = _copy_results(
                 cur, pool, window, staging, states, _log_tasks(logs), "stage_plays", PLAY_COLUMNS
             )
-    manifest: list[tuple[str, str, int, str, int, int]] = []
+    manifest: list[ManifestRow] = []
     for state in states.values():
         result.files_read += 1
         result.bytes_read += state.file.size
@@ -233,15 +262,12 @@ def stage_files(
         else:
             result.event_records += state.records
         if state.digest is not None:  # a file that could not be read is not in the manifest: it is retried
-            manifest.append(
-                (state.file.path, state.file.kind, state.file.size, state.digest, state.records, state.rejects)
-            )
+            file, mtime_ns = state.file, _trusted(state.file, started_ns)
+            manifest.append((file.path, file.kind, file.size, state.digest, state.records, state.rejects, mtime_ns))
     return manifest
 
 
-def copy_bookkeeping(
-    conn: psycopg.Connection[Any], staging: Staging, manifest: list[tuple[str, str, int, str, int, int]]
-) -> None:
+def copy_bookkeeping(conn: psycopg.Connection[Any], staging: Staging, manifest: list[ManifestRow]) -> None:
     with conn.cursor() as cur:
         with cur.copy(f"COPY stage_users ({USER_COLUMNS}) FROM STDIN") as copy:
             for event in staging.users.values():
@@ -249,6 +275,11 @@ def copy_bookkeeping(
         with cur.copy("COPY stage_rejects (file, line, reason, raw) FROM STDIN") as copy:
             for row in staging.rejects.rows():
                 copy.write_row(row)
-        with cur.copy("COPY stage_files (path, kind, size_bytes, sha256, records, rejects) FROM STDIN") as copy:
+        with cur.copy(
+            "COPY stage_files (path, kind, size_bytes, sha256, records, rejects, mtime_ns) FROM STDIN"
+        ) as copy:
             for entry in manifest:
                 copy.write_row(entry)
+        with cur.copy("COPY stage_mtimes (path, mtime_ns) FROM STDIN") as copy:
+            for mtime in staging.mtimes:
+                copy.write_row(mtime)

@@ -224,6 +224,10 @@ WHERE a.is_inferred
   AND NOT EXISTS (SELECT 1 FROM play_names n WHERE n.artist_id = a.artist_id)
   AND NOT EXISTS (SELECT 1 FROM tracks t WHERE t.artist_id = a.artist_id);
 
+-- name: refresh_mtimes
+-- Files found unchanged by their digest: the manifest learns their time, so the next run need not read them.
+UPDATE loaded_files f SET mtime_ns = m.mtime_ns FROM stage_mtimes m WHERE f.path = m.path;
+
 -- name: replace_rejects
 -- A file read again replaces its rejects: the table tells the state of each file as last read.
 DELETE FROM rejects WHERE file IN (SELECT path FROM stage_files);
@@ -234,8 +238,9 @@ SELECT %(run_id)s, file, line, reason, raw FROM stage_rejects ORDER BY file, lin
 
 -- name: record_files
 -- The manifest, written in the same transaction as the rows: a file is loaded exactly when it is listed.
-INSERT INTO loaded_files AS f (path, kind, size_bytes, sha256, records, rejects, run_id)
-SELECT path, kind, size_bytes, sha256, records, rejects, %(run_id)s FROM stage_files
+INSERT INTO loaded_files AS f (path, kind, size_bytes, sha256, records, rejects, run_id, mtime_ns)
+SELECT path, kind, size_bytes, sha256, records, rejects, %(run_id)s, mtime_ns FROM stage_files
 ON CONFLICT (path) DO UPDATE
 SET kind = excluded.kind, size_bytes = excluded.size_bytes, sha256 = excluded.sha256,
-    records = excluded.records, rejects = excluded.rejects, run_id = excluded.run_id, loaded_at = now();
+    records = excluded.records, rejects = excluded.rejects, run_id = excluded.run_id, loaded_at = now(),
+    mtime_ns = excluded.mtime_ns;

@@ -18,6 +18,8 @@ CREATE TEMP TABLE stage_users (
 
 CREATE TEMP TABLE stage_rejects (file TEXT, line BIGINT, reason TEXT, raw TEXT) ON COMMIT DROP;
 
+CREATE TEMP TABLE stage_mtimes (path TEXT, mtime_ns BIGINT) ON COMMIT DROP;
+
 CREATE TEMP TABLE stage_files (
-    path TEXT, kind TEXT, size_bytes BIGINT, sha256 TEXT, records BIGINT, rejects BIGINT
+    path TEXT, kind TEXT, size_bytes BIGINT, sha256 TEXT, records BIGINT, rejects BIGINT, mtime_ns BIGINT
 ) ON COMMIT DROP;

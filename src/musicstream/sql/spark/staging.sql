@@ -30,8 +30,11 @@ CREATE UNLOGGED TABLE {schema}.stage_rejects (
 );
 
 CREATE UNLOGGED TABLE {schema}.stage_files (
-    path TEXT, kind TEXT, size_bytes BIGINT, sha256 TEXT, records BIGINT, rejects BIGINT
+    path TEXT, kind TEXT, size_bytes BIGINT, sha256 TEXT, records BIGINT, rejects BIGINT, mtime_ns BIGINT
 );
+
+-- Unchanged files whose modification time the manifest learns (the local engine's quick check; empty here).
+CREATE UNLOGGED TABLE {schema}.stage_mtimes (path TEXT, mtime_ns BIGINT);
 
 -- The partitions whose rows are committed, per job: a retried task deletes its earlier rows only when listed.
 CREATE UNLOGGED TABLE {schema}.stage_done (job INT, part INT, PRIMARY KEY (job, part));
