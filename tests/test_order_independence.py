@@ -80,6 +80,8 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
         "tracks": rows(db, "SELECT * FROM tracks ORDER BY track_id"),
         "artists": rows(db, "SELECT * FROM artists ORDER BY artist_id"),
         "timetb": rows(db, "SELECT * FROM timetb ORDER BY start_time"),
+        "rollup_sessions": rows(db, "SELECT * FROM rollup_sessions ORDER BY 1, 2, 3, 4, 5, 6"),
+        "rollup_hours": rows(db, "SELECT * FROM rollup_hours ORDER BY 1, 2, 3"),
         "play_names": rows(
             db,
             """SELECT title_key, artist_key, length_ms, song_title, artist_name, track_id, artist_id
@@ -90,7 +92,10 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
 
 def reset(db: Database) -> None:
     with db.connect() as conn:
-        conn.execute("TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs")
+        conn.execute(
+            "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs, "
+            "rollup_sessions, rollup_hours"
+        )
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,8 @@ def test_slices_and_workers_match_serial(
     for workers in (1, 2):
         with db.connect() as conn:
             conn.execute(
-                "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs"
+                "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs, "
+                "rollup_sessions, rollup_hours"
             )
         result = run_load(db, [tmp_path, udacity], LoadOptions(workers=workers))
         assert _state(db) == expected, f"workers={workers}"

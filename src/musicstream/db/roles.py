@@ -17,11 +17,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from musicstream.db.schema import BOOK_TABLES, STAR_TABLES, require_schema
+from musicstream.db.schema import BOOK_TABLES, ROLLUP_TABLES, STAR_TABLES, require_schema
 
 ANALYST = "musicstream_analyst"
 LOADER = "musicstream_loader"
-ANALYST_TABLES = (*STAR_TABLES, "play_names", "etl_runs", "schema_migrations")
+ANALYST_TABLES = (*STAR_TABLES, "play_names", *ROLLUP_TABLES, "etl_runs", "schema_migrations")
 SPARKIFY_VIEWS = ("songplays", "users", "songs", "artists", "time")
 
 
@@ -43,11 +43,16 @@ def create_roles(conn: psycopg.Connection[Any], analyst: str = ANALYST, loader: 
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public, sparkify TO {}, {}").format(a, lo))
         # index rebuilds of a bulk load create indexes in public (its tables are the loader's own)
         conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(lo))
-        for table in (*STAR_TABLES, "play_names", *BOOK_TABLES, "schema_migrations"):
+        for table in (*STAR_TABLES, "play_names", *ROLLUP_TABLES, *BOOK_TABLES, "schema_migrations"):
             conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), lo))
         for table in ANALYST_TABLES:
             conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table), a))
         for view in SPARKIFY_VIEWS:
             conn.execute(sql.SQL("GRANT SELECT ON {} TO {}, {}").format(sql.Identifier("sparkify", view), a, lo))
-        conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION report_plays(date, date, text) TO {}, {}").format(a, lo))
+        for function in ("report_plays", "report_sessions", "report_hours"):
+            conn.execute(
+                sql.SQL("GRANT EXECUTE ON FUNCTION {}(date, date, text) TO {}, {}").format(
+                    sql.Identifier(function), a, lo
+                )
+            )
     return {"analyst": analyst, "loader": loader, "created": created, "database": conn.info.dbname}

@@ -23,6 +23,7 @@ _SCHEMA_LOCK = 0x6D73736368656D61
 
 STAR_TABLES = ("trackplays", "users", "tracks", "artists", "timetb")
 BOOK_TABLES = ("etl_runs", "loaded_files", "rejects", "deferred_indexes")
+ROLLUP_TABLES = ("rollup_sessions", "rollup_hours")
 
 
 def latest_version() -> int:
@@ -85,6 +86,7 @@ def drop_statements() -> list[str]:
     tables = (
         *STAR_TABLES,
         "play_names",
+        *ROLLUP_TABLES,
         "deferred_indexes",
         "rejects",
         "loaded_files",

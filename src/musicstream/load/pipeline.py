@@ -152,11 +152,17 @@ def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
     added["trackplays"] = new_plays
     added["play_names"] -= _exec(conn, run, "drop_unused_names", ids)
     added["timetb"] = _exec(conn, run, "insert_time", ids)
+    _exec(conn, run, "rollup_sessions", ids)
+    _exec(conn, run, "rollup_hours", ids)
     added["users"] = _scalar(conn, run, "merge_users")
     started = time.perf_counter()
     rebuild_indexes(conn)
     result.timings["rebuild_indexes"] = round(time.perf_counter() - started, 4)
-    moved = _exec(conn, run, "reresolve_plays", ids) if run.staged_songs else 0
+    moved = 0
+    if run.staged_songs:
+        _exec(conn, run, "moved_sessions", ids)
+        moved = _exec(conn, run, "reresolve_plays", ids)
+        _exec(conn, run, "recount_catalog_plays")
     added["tracks"] -= _exec(conn, run, "delete_orphan_tracks")
     added["artists"] -= _exec(conn, run, "delete_orphan_artists")
     result.rows_added.update(added)

@@ -186,6 +186,45 @@ FROM (SELECT DISTINCT start_time FROM trackplays WHERE trackplay_id > %(after_pl
 WHERE NOT EXISTS (SELECT 1 FROM timetb t WHERE t.start_time = s.start_time)
 ORDER BY start_time;
 
+-- name: rollup_sessions
+-- The report's rollups (schema 0006) take the plays this run added: aggregated per row, then added to the row
+-- already there (counts summed, the earlier first play and the later last play kept).
+INSERT INTO rollup_sessions AS r (day, tier, user_id, session_id, location, user_agent, plays, length_ms,
+                                  catalog_plays, first_play, first_item, last_play, last_item)
+SELECT day, tier, user_id, session_id, location, user_agent, plays, length_ms, catalog_plays,
+       first_play, items[1], last_play, items[cardinality(items)]
+FROM (
+    SELECT p.start_time::date AS day, p.tier, p.user_id, p.session_id, p.location, p.user_agent,
+           count(*) AS plays, sum(n.length_ms) AS length_ms, count(*) FILTER (WHERE NOT t.is_inferred) AS catalog_plays,
+           min(p.start_time) AS first_play, max(p.start_time) AS last_play,
+           array_agg(p.item_in_session ORDER BY p.start_time, p.item_in_session) AS items
+    FROM trackplays p
+    JOIN play_names n USING (name_id)
+    LEFT JOIN tracks t ON t.track_id = p.track_id
+    WHERE p.trackplay_id > %(after_play)s
+    GROUP BY 1, 2, 3, 4, 5, 6
+) s
+ORDER BY 1, 2, 3, 4
+ON CONFLICT (day, tier, user_id, session_id, location, user_agent) DO UPDATE
+SET plays = r.plays + excluded.plays,
+    length_ms = r.length_ms + excluded.length_ms,
+    catalog_plays = r.catalog_plays + excluded.catalog_plays,
+    first_play = least(r.first_play, excluded.first_play),
+    first_item = CASE WHEN (excluded.first_play, excluded.first_item) < (r.first_play, r.first_item)
+                      THEN excluded.first_item ELSE r.first_item END,
+    last_play = greatest(r.last_play, excluded.last_play),
+    last_item = CASE WHEN (excluded.last_play, excluded.last_item) > (r.last_play, r.last_item)
+                     THEN excluded.last_item ELSE r.last_item END;
+
+-- name: rollup_hours
+INSERT INTO rollup_hours AS r (day, hour, tier, plays)
+SELECT start_time::date, extract(hour FROM start_time)::int, tier, count(*)
+FROM trackplays
+WHERE trackplay_id > %(after_play)s
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
+ON CONFLICT (day, hour, tier) DO UPDATE SET plays = r.plays + excluded.plays;
+
 -- name: merge_users
 -- Rule 3: a user's row carries the attributes of the user's latest event by (ts, session, item).
 WITH ins AS (
@@ -201,6 +240,16 @@ WITH ins AS (
 )
 SELECT count(*) FILTER (WHERE inserted) FROM ins;
 
+-- name: moved_sessions
+-- The rollup rows holding a known play that rule 8 is about to move to another track: their catalog_plays are
+-- counted again once the plays have moved (recount_catalog_plays).
+CREATE TEMP TABLE moved_sessions ON COMMIT DROP AS
+SELECT DISTINCT p.start_time::date AS day, p.tier, p.user_id, p.session_id, p.location, p.user_agent
+FROM trackplays p
+JOIN resolution r ON p.name_id = r.name_id
+WHERE r.old_track_id IS DISTINCT FROM r.track_id
+  AND p.trackplay_id <= %(after_play)s;
+
 -- name: reresolve_plays
 -- Rule 8: known plays move to the catalog track and artist a later song file gives them.
 UPDATE trackplays p
@@ -209,6 +258,25 @@ FROM resolution r
 WHERE p.name_id = r.name_id
   AND (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id)
   AND p.trackplay_id <= %(after_play)s;
+
+-- name: recount_catalog_plays
+-- catalog_plays of the rollup rows whose plays moved, counted again from their plays (found by user and session).
+UPDATE rollup_sessions r
+SET catalog_plays = c.catalog_plays
+FROM (
+    SELECT m.day, m.tier, m.user_id, m.session_id, m.location, m.user_agent,
+           count(*) FILTER (WHERE NOT t.is_inferred) AS catalog_plays
+    FROM moved_sessions m
+    JOIN trackplays p
+      ON p.user_id = m.user_id AND p.session_id = m.session_id AND p.tier = m.tier
+     AND p.start_time >= m.day AND p.start_time < m.day + 1
+     AND p.location IS NOT DISTINCT FROM m.location AND p.user_agent IS NOT DISTINCT FROM m.user_agent
+    LEFT JOIN tracks t ON t.track_id = p.track_id
+    GROUP BY 1, 2, 3, 4, 5, 6
+) c
+WHERE r.day = c.day AND r.tier = c.tier AND r.user_id = c.user_id AND r.session_id = c.session_id
+  AND r.location IS NOT DISTINCT FROM c.location AND r.user_agent IS NOT DISTINCT FROM c.user_agent
+  AND r.catalog_plays <> c.catalog_plays;
 
 -- name: delete_orphan_tracks
 -- Inferred tracks no name resolves to any more (names exist only while a play uses them).

@@ -1,14 +1,15 @@
 -- The figures of `musicstream report`. Every statement takes %(since)s, %(until)s (dates, inclusive, UTC; NULL =
 -- open), %(tier)s ('free', 'paid' or NULL) and, for top lists, %(top)s. Times are UTC.
+-- Most read the rollups the load keeps (schema 0006: report_sessions, report_hours), whose rows are per day, so
+-- the period filter selects whole rows and the figures are exact; top tracks and artists read the plays.
 
 -- name: headline
--- Aggregated per (user, session) first: hash aggregation, much cheaper than count(DISTINCT ...) on large tables.
+-- Rollup rows summed per (user, session) first: a session may span days, tiers, locations and agents.
 WITH per_session AS (
-    SELECT p.user_id, p.session_id, count(*) AS plays, sum(n.length_ms) AS length_ms,
-           min(p.start_time) AS first_play, max(p.start_time) AS last_play
-    FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text) p
-    JOIN play_names n USING (name_id)
-    GROUP BY p.user_id, p.session_id
+    SELECT user_id, session_id, sum(plays) AS plays, sum(length_ms) AS length_ms,
+           min(first_play) AS first_play, max(last_play) AS last_play
+    FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text)
+    GROUP BY user_id, session_id
 )
 SELECT coalesce(sum(plays), 0) AS plays,
        count(DISTINCT user_id) AS listeners,
@@ -21,8 +22,8 @@ FROM per_session;
 -- name: daily_listeners
 -- Distinct listeners per day, every day from the first to the last play (days without plays count as 0).
 WITH daily AS (
-    SELECT start_time::date AS day, count(DISTINCT user_id) AS listeners, count(*) AS plays
-    FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+    SELECT day, count(DISTINCT user_id) AS listeners, sum(plays) AS plays
+    FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text)
     GROUP BY 1
 )
 SELECT d::date AS day, coalesce(daily.listeners, 0) AS listeners, coalesce(daily.plays, 0) AS plays
@@ -32,10 +33,10 @@ ORDER BY 1;
 
 -- name: monthly_window
 -- Distinct listeners in the last 30 days of the period (ending at the last day with plays): the MAU.
-WITH last AS (SELECT max(start_time)::date AS day FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text))
-SELECT count(DISTINCT p.user_id) AS mau, min(last.day) - 29 AS window_start, min(last.day) AS window_end
-FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text) p, last
-WHERE p.start_time >= last.day - 29;
+WITH last AS (SELECT max(day) AS day FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text))
+SELECT count(DISTINCT s.user_id) AS mau, min(last.day) - 29 AS window_start, min(last.day) AS window_end
+FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text) s, last
+WHERE s.day >= last.day - 29;
 
 -- name: top_tracks
 WITH counts AS (
@@ -69,16 +70,15 @@ ORDER BY r.ranking DESC, CASE r.ranking WHEN 'plays' THEN r.plays ELSE r.listene
 
 -- name: hour_weekday
 -- Plays by ISO weekday (1 = Monday) and hour of day, UTC.
-SELECT extract(isodow FROM start_time)::int AS weekday, extract(hour FROM start_time)::int AS hour,
-       count(*) AS plays
-FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+SELECT extract(isodow FROM day)::int AS weekday, hour, sum(plays) AS plays
+FROM report_hours(%(since)s::date, %(until)s::date, %(tier)s::text)
 GROUP BY 1, 2
 ORDER BY 1, 2;
 
 -- name: tiers
 -- Plays and distinct listeners on each tier (a user who changed tier counts on both).
-SELECT tier, count(*) AS plays, count(DISTINCT user_id) AS listeners
-FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+SELECT tier, sum(plays) AS plays, count(DISTINCT user_id) AS listeners
+FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text)
 GROUP BY tier
 ORDER BY tier;
 
@@ -86,40 +86,49 @@ ORDER BY tier;
 -- Listeners of the period by their tier at their latest event.
 SELECT u.tier, count(*) AS users
 FROM users u
-WHERE u.user_id IN (SELECT user_id FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text))
+WHERE u.user_id IN (SELECT user_id FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text))
 GROUP BY u.tier
 ORDER BY u.tier;
 
 -- name: tier_changes
--- Users whose plays over time show an upgrade (free then paid) or a downgrade (paid then free).
-WITH seq AS (
+-- Users whose plays over time show an upgrade (free then paid) or a downgrade (paid then free), in the order
+-- (start_time, session_id, item_in_session) on both tiers. Some free play precedes some paid play exactly when
+-- the sequence steps from free to paid somewhere: when the user's first free play comes before the last paid
+-- one. A position is compared as an array (start time in microseconds since the epoch, session, item).
+WITH positions AS (
     SELECT user_id, tier,
-           lag(tier) OVER (PARTITION BY user_id ORDER BY start_time, session_id, item_in_session) AS previous
-    FROM report_plays(%(since)s::date, %(until)s::date, NULL)
+           ARRAY[(extract(epoch FROM first_play) * 1000000)::bigint, session_id, first_item] AS first_at,
+           ARRAY[(extract(epoch FROM last_play) * 1000000)::bigint, session_id, last_item] AS last_at
+    FROM report_sessions(%(since)s::date, %(until)s::date, NULL)
+), ends AS (
+    SELECT user_id,
+           min(first_at) FILTER (WHERE tier = 'free') AS free_first, max(last_at) FILTER (WHERE tier = 'free') AS free_last,
+           min(first_at) FILTER (WHERE tier = 'paid') AS paid_first, max(last_at) FILTER (WHERE tier = 'paid') AS paid_last
+    FROM positions
+    GROUP BY user_id
 )
-SELECT count(DISTINCT user_id) FILTER (WHERE previous = 'free' AND tier = 'paid') AS upgraded,
-       count(DISTINCT user_id) FILTER (WHERE previous = 'paid' AND tier = 'free') AS downgraded,
-       count(DISTINCT user_id) FILTER (WHERE previous <> tier) AS changed
-FROM seq;
+SELECT count(*) FILTER (WHERE free_first < paid_last) AS upgraded,
+       count(*) FILTER (WHERE paid_first < free_last) AS downgraded,
+       count(*) FILTER (WHERE free_first IS NOT NULL AND paid_first IS NOT NULL) AS changed
+FROM ends;
 
 -- name: top_locations
-SELECT coalesce(location, '(unknown)') AS location, count(*) AS plays, count(DISTINCT user_id) AS listeners
-FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+SELECT coalesce(location, '(unknown)') AS location, sum(plays) AS plays, count(DISTINCT user_id) AS listeners
+FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text)
 GROUP BY 1
 ORDER BY plays DESC, listeners DESC, location
 LIMIT %(top)s;
 
 -- name: user_agents
 -- Every distinct user agent with its plays and listeners; families are derived in Python.
-SELECT coalesce(user_agent, '') AS user_agent, count(*) AS plays, count(DISTINCT user_id) AS listeners
-FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+SELECT coalesce(user_agent, '') AS user_agent, sum(plays) AS plays, count(DISTINCT user_id) AS listeners
+FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text)
 GROUP BY 1
 ORDER BY plays DESC, user_agent;
 
 -- name: catalog_match
-SELECT count(*) FILTER (WHERE NOT t.is_inferred) AS matched, count(*) AS plays
-FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text) p
-JOIN tracks t USING (track_id);
+SELECT coalesce(sum(catalog_plays), 0) AS matched, coalesce(sum(plays), 0) AS plays
+FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text);
 
 -- name: recent_runs
 SELECT run_id, started_at, status, files_read, records_read, rejects, duplicates
