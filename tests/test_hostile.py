@@ -32,6 +32,23 @@ SONG = {
 
 # name: (file name under log_data/ or song_data/, bytes, good records expected, [(line, reason fragment)])
 CASES: dict[str, tuple[str, bytes, int, list[tuple[int, str]]]] = {
+    "carriage returns and line feeds inside values": (
+        "log_data/cr.json",
+        (
+            json.dumps(event(itemInSession=1, location="Dallas\rTX", song="Lone\rCR"))
+            + "\n"
+            + json.dumps(event(itemInSession=2, userAgent="a\r\nb", artist="New\nLine"))
+            + "\n"
+        ).encode(),
+        2,
+        [],
+    ),
+    "carriage return inside a song's values": (
+        "song_data/cr.json",
+        json.dumps({**SONG, "title": "Good\rTitle", "artist_location": "Here\rThere"}).encode(),
+        1,
+        [],
+    ),
     "malformed JSON": (
         "log_data/malformed.json",
         f'{GOOD}\n{{"page": "NextSong",\n{GOOD2}'.encode(),

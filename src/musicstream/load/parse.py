@@ -19,6 +19,9 @@ from musicstream.extract.records import Reject, Skip, UserEvent, iter_json_value
 from musicstream.load.rejects import raw_text
 
 READ_ERRORS = (OSError, EOFError, zlib.error, gzip.BadGzipFile)
+# csv quotes a field holding any character of the line terminator: with "\r\n", a lone carriage return inside a
+# value (valid JSON: "a\rb") is quoted too, which COPY needs ("unquoted carriage return found in data").
+CSV_LINE_END = "\r\n"
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ def parse_log(task: LogTask) -> Parsed:
     outcome = FileOutcome(task.path)
     out.files.append(outcome)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator=CSV_LINE_END)
     users = out.users
     number = 0
     hasher: _Hashing | None = None
@@ -216,7 +219,7 @@ def _parse_song_file(path: str, out: Parsed, writer: Any) -> None:
 def parse_songs(task: SongTask) -> Parsed:
     out = Parsed()
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator=CSV_LINE_END)
     for path in task.paths:
         _parse_song_file(path, out, writer)
     out.csv = buffer.getvalue().encode("utf-8")
