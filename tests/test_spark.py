@@ -291,3 +291,31 @@ def test_a_cluster_master_needs_a_tcp_database(db: Database, pg15: dict[str, Any
     tcp = Database(Settings(database_url=pg15["url"]))
     assert _conninfo_for(tcp, "spark://cluster.example:7077") == tcp.conninfo
     assert _conninfo_for(db, "local[2]") == db.conninfo
+
+
+def test_the_session_is_utc_whatever_the_caller_set(spark: Any) -> None:
+    """An active session (or spark-submit's) set to another zone is switched to UTC: timestamps are UTC (rule 4)."""
+    from musicstream.engines.spark import session
+
+    key = "spark.sql.session.timeZone"
+    spark.conf.set(key, "America/New_York")
+    try:
+        assert session().conf.get(key) == "UTC"
+        row = session().sql("SELECT CAST(timestamp_millis(1543559435796) AS STRING) AS t").first()
+        assert row is not None and row["t"] == "2018-11-30 06:30:35.796"
+    finally:
+        spark.conf.set(key, "UTC")
+
+
+def test_hadoop_file_names_with_list_or_pattern_characters_are_a_clear_error(
+    db: Database, spark: Any, tmp_path: Path
+) -> None:
+    from musicstream.errors import InputError
+
+    logs = tmp_path / "lake" / "log_data"
+    logs.mkdir(parents=True)
+    (logs / "a,b.json").write_text(json.dumps({"page": "Home", "userId": ""}) + "\n")
+    with pytest.raises(InputError, match=r"a,b\.json.*commas"):
+        run_load(db, [f"file://{tmp_path / 'lake'}"], SPARK)
+    assert rows(db, "SELECT status FROM etl_runs") == [("failed",)]
+    assert rows(db, "SELECT count(*) FROM loaded_files") == [(0,)]

@@ -48,6 +48,7 @@ from musicstream.load.parse import peak_rss_mb
 from musicstream.load.stats import LoadResult
 
 DEFAULT_MASTER = "local[2]"
+HADOOP_SPECIAL = ",{}[]*?\\"  # characters Spark's binaryFiles reads as list separators or glob patterns
 SONGS_PER_UNIT = 256
 STAGE_PREFIX = "musicstream_stage_"
 USER_EVENT_SCHEMA = (
@@ -80,9 +81,9 @@ def session(master: str | None = None) -> SparkSession:
     as its time zone and quiet logs. Executors in local mode run this very Python."""
     active = SparkSession.getActiveSession()
     if active is not None:
-        return active
+        return _utc(active)
     if master is None and "PYSPARK_GATEWAY_PORT" in os.environ:  # run by spark-submit: its --master and --conf
-        return SparkSession.builder.appName("musicstream").getOrCreate()
+        return _utc(SparkSession.builder.appName("musicstream").getOrCreate())
     master = master or DEFAULT_MASTER
     builder = (
         SparkSession.builder.master(master)
@@ -97,7 +98,8 @@ def session(master: str | None = None) -> SparkSession:
         os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
         log4j = Path(tempfile.gettempdir(), "musicstream-log4j2.properties")
         log4j.write_text(_LOG4J, encoding="utf-8")
-        cores = master[len("local[") : -1] if master.startswith("local[") else "1"
+        threads = re.fullmatch(r"local\[(\*|\d+)(?:,\d+)?\]", master)  # local[N] or local[N,retries]
+        cores = threads.group(1) if threads else "1"
         cores = str(os.cpu_count() or 2) if cores == "*" else cores
         builder = (
             builder.config("spark.ui.enabled", "false")
@@ -112,6 +114,12 @@ def session(master: str | None = None) -> SparkSession:
     except Exception as exc:
         raise EngineError(f"Spark did not start (master {master}): {exc}") from None
     spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _utc(spark: SparkSession) -> SparkSession:
+    """Timestamps and ``timetb`` are UTC (rule 4) whatever session the caller or spark-submit configured."""
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
     return spark
 
 
@@ -198,6 +206,12 @@ def _inputs(spark: SparkSession, files: Sequence[InputFile], known: dict[str, tu
     rdd = sc.parallelize(_bins(units, slots), max(1, min(slots, len(units)))) if units else sc.emptyRDD()
     if hadoop:
         by_path = {f.path: Unit(f.kind, (source(f),)) for f in hadoop}
+        awkward = [p for p in by_path if any(c in p for c in HADOOP_SPECIAL)]
+        if awkward:
+            raise InputError(
+                f"cannot read {awkward[0]} through Hadoop: its reader splits a list of paths at commas and expands "
+                "{} [] * ? as patterns. Rename the file, or give its folder as a local path or an s3:// URL"
+            )
         blobs = sc.binaryFiles(",".join(by_path), minPartitions=slots)
         rdd = rdd.union(blobs.map(lambda pair: (by_path[pair[0]], pair[1])))
     return rdd
