@@ -9,36 +9,44 @@ UNION
 SELECT t.artist_key FROM tracks t JOIN stage_songs s USING (track_id);
 
 -- name: merge_artists
--- Rule 5: an artist named by several songs takes the details of the song with the smallest song id.
+-- Rule 5: an artist named by several songs takes the details of the song with the smallest song id; records of
+-- the same song id, the details that sort first (name, location, latitude, longitude; "C" order, NULLs last). A
+-- total order, compared the same way in the upsert, so that any load order ends alike (rule 9).
 WITH src AS (
     SELECT DISTINCT ON (artist_id) artist_id, artist_name, location, latitude, longitude, track_id
     FROM stage_songs
-    ORDER BY artist_id, track_id
+    ORDER BY artist_id, track_id, artist_name COLLATE "C", location COLLATE "C", latitude, longitude
 ), ins AS (
     INSERT INTO artists AS a (artist_id, name, location, latitude, longitude, is_inferred, source_track_id)
     SELECT artist_id, artist_name, location, latitude, longitude, FALSE, track_id FROM src
     ON CONFLICT (artist_id) DO UPDATE
     SET name = excluded.name, location = excluded.location, latitude = excluded.latitude,
         longitude = excluded.longitude, source_track_id = excluded.source_track_id
-    WHERE excluded.source_track_id <= a.source_track_id
+    WHERE (excluded.source_track_id, excluded.name COLLATE "C", coalesce(excluded.location, chr(1114111)) COLLATE "C",
+           coalesce(excluded.latitude, 'Infinity'), coalesce(excluded.longitude, 'Infinity'))
+        < (a.source_track_id, a.name COLLATE "C", coalesce(a.location, chr(1114111)) COLLATE "C",
+           coalesce(a.latitude, 'Infinity'), coalesce(a.longitude, 'Infinity'))
     RETURNING (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted) FROM ins;
 
 -- name: merge_tracks
--- Rule 5: the same song id with different details keeps the record that sorts first, in any load order.
+-- Rule 5: the same song id with different details keeps the record that sorts first by (title, artist_id,
+-- duration, year, artist's name key; "C" order, NULLs last), in any load order: the upsert compares the same way.
 WITH src AS (
     SELECT DISTINCT ON (track_id) *
     FROM stage_songs
-    ORDER BY track_id, title COLLATE "C", artist_id, duration, year
+    ORDER BY track_id, title COLLATE "C", artist_id, duration, year, artist_key
 ), ins AS (
     INSERT INTO tracks AS t (track_id, title, artist_id, year, duration, is_inferred, title_key, artist_key)
     SELECT track_id, title, artist_id, year, duration, FALSE, title_key, artist_key FROM src
     ON CONFLICT (track_id) DO UPDATE
     SET title = excluded.title, artist_id = excluded.artist_id, year = excluded.year,
         duration = excluded.duration, title_key = excluded.title_key, artist_key = excluded.artist_key
-    WHERE (excluded.title COLLATE "C", excluded.artist_id, excluded.duration, excluded.year)
-        < (t.title COLLATE "C", t.artist_id, t.duration, t.year)
+    WHERE (excluded.title COLLATE "C", excluded.artist_id, coalesce(excluded.duration, 'Infinity'),
+           coalesce(excluded.year, 2147483647), excluded.artist_key)
+        < (t.title COLLATE "C", t.artist_id, coalesce(t.duration, 'Infinity'), coalesce(t.year, 2147483647),
+           t.artist_key)
     RETURNING (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted) FROM ins;

@@ -14,23 +14,27 @@ FROM (
 ) WHERE pick = 1;
 
 -- name: catalog_tracks
--- Rule 5: one record per song id, the one that sorts first by (title, artist_id, duration, year).
+-- Rule 5: one record per song id, the one that sorts first by (title, artist_id, duration, year, artist key).
 CREATE OR REPLACE TEMP VIEW catalog_tracks AS
 SELECT track_id, title, artist_id, year, duration, duration_num, title_key, artist_key
 FROM (
     SELECT *, row_number() OVER (
         PARTITION BY track_id
-        ORDER BY title, artist_id, duration ASC NULLS LAST, year ASC NULLS LAST, path, line) AS pick
+        ORDER BY title, artist_id, duration ASC NULLS LAST, year ASC NULLS LAST, artist_key, path, line) AS pick
     FROM songs
 ) WHERE pick = 1;
 
 -- name: catalog_artists
--- Rule 5: an artist named by several songs takes the details of the song with the smallest song id.
+-- Rule 5: an artist named by several songs takes the details of the song with the smallest song id; records of
+-- the same song id, the details that sort first (name, location, latitude, longitude; NULLs last).
 CREATE OR REPLACE TEMP VIEW catalog_artists AS
 SELECT artist_id, artist_name AS name, location, latitude, longitude, FALSE AS is_inferred,
        track_id AS source_track_id
 FROM (
-    SELECT *, row_number() OVER (PARTITION BY artist_id ORDER BY track_id, path, line) AS pick
+    SELECT *, row_number() OVER (
+        PARTITION BY artist_id
+        ORDER BY track_id, artist_name, location ASC NULLS LAST, latitude ASC NULLS LAST, longitude ASC NULLS LAST,
+                 path, line) AS pick
     FROM songs
 ) WHERE pick = 1;
 
