@@ -46,11 +46,12 @@ def local_db(embedded: Database) -> Iterator[Database]:
 
 
 EDGE_SONGS = [
-    # rule 6 at its edges: both exactly 1.000 s from the plays of "Revelry" (201.79546 s) in decimal arithmetic
-    # (not in binary floating point); the smaller id wins the tie. The third is 1.00001 s away: no match.
-    ("SOZZEDGE000000002", "REVELRY", "ARZZEDGE000000001", " kings  of LEON", 202.79546, "Nashville"),
-    ("SOZZEDGE000000001", "revelry", "ARZZEDGE000000001", "Kings Of Leon", 200.79546, ""),
-    ("SOZZEDGE000000003", "Revelry", "ARZZEDGE000000009", "Kings of Leon", 202.79547, "Mt. Juliet"),
+    # rule 6 at its edges, for the plays of "Revelry" (201.79546 s, kept as 201,795 ms): 200.795 and 202.795 s are
+    # both exactly 1.000 s away, so both match (≤ 1.0 s) and, equally close, the smaller id wins the tie;
+    # 202.7950001 s is just over 1.0 s away: no match.
+    ("SOZZEDGE000000002", "REVELRY", "ARZZEDGE000000001", " kings  of LEON", 202.795, "Nashville"),
+    ("SOZZEDGE000000001", "revelry", "ARZZEDGE000000001", "Kings Of Leon", 200.795, ""),
+    ("SOZZEDGE000000003", "Revelry", "ARZZEDGE000000009", "Kings of Leon", 202.7950001, "Mt. Juliet"),
     # rule 5: the same song id twice with different details; the record that sorts first wins
     ("SOZZEDGE000000004", "b-side", "ARZZEDGE000000002", "Nobody", 100.0, "Here"),
     ("SOZZEDGE000000004", "B-side", "ARZZEDGE000000002", "Nobody", 100.0, "There"),
