@@ -213,7 +213,7 @@ FROM (
     GROUP BY 1, 2, 3, 4, 5, 6
 ) s
 ORDER BY 1, 2, 3, 4
-ON CONFLICT (day, tier, user_id, session_id, location, user_agent) DO UPDATE
+ON CONFLICT (day, tier, user_id, session_id, md5(location), md5(user_agent)) DO UPDATE
 SET plays = r.plays + excluded.plays,
     length_ms = r.length_ms + excluded.length_ms,
     catalog_plays = r.catalog_plays + excluded.catalog_plays,

@@ -19,8 +19,10 @@ CREATE TABLE IF NOT EXISTS rollup_sessions (
     last_play     TIMESTAMP NOT NULL,
     last_item     INT NOT NULL
 );
+-- Locations and user agents can be longer than a btree entry may be (a 50 MB event is loaded): the key holds
+-- their MD5.
 CREATE UNIQUE INDEX IF NOT EXISTS rollup_sessions_key
-    ON rollup_sessions (day, tier, user_id, session_id, location, user_agent) NULLS NOT DISTINCT;
+    ON rollup_sessions (day, tier, user_id, session_id, md5(location), md5(user_agent)) NULLS NOT DISTINCT;
 
 -- Plays per (day, hour of day, tier), UTC.
 CREATE TABLE IF NOT EXISTS rollup_hours (
