@@ -79,3 +79,15 @@ def test_missing_bucket_and_hadoop_schemes_are_clear_errors(s3_env: dict[str, st
         discover(["s3://no-such-bucket/x"])
     with pytest.raises(InputError, match="--engine spark"):
         discover(["s3a://bucket/x"])
+
+
+def test_hidden_folders_are_skipped_like_on_disk(s3_env: dict[str, str], tmp_path: Path) -> None:
+    from test_rejects import event
+
+    logs = tmp_path / "log_data"
+    (logs / ".ipynb_checkpoints").mkdir(parents=True)
+    (logs / "day.json").write_text(json.dumps(event()) + "\n")
+    (logs / ".ipynb_checkpoints" / "day-checkpoint.json").write_text(json.dumps(event()) + "\n")
+    url = upload_tree(s3_env, tmp_path, "hidden", "in")
+    assert [f.path for f in discover([url])] == ["s3://hidden/in/log_data/day.json"]
+    assert [Path(f.path).name for f in discover([tmp_path])] == ["day.json"]

@@ -320,3 +320,16 @@ def test_hadoop_file_names_with_list_or_pattern_characters_are_a_clear_error(
         run_load(db, [f"file://{tmp_path / 'lake'}"], SPARK)
     assert rows(db, "SELECT status FROM etl_runs") == [("failed",)]
     assert rows(db, "SELECT count(*) FROM loaded_files") == [(0,)]
+
+
+def test_hadoop_listing_skips_hidden_folders_like_the_local_walk(spark: Any, tmp_path: Path) -> None:
+    from musicstream.engines.spark import discover_all
+    from test_rejects import event
+
+    logs = tmp_path / "in" / "log_data"
+    (logs / ".ipynb_checkpoints").mkdir(parents=True)
+    (logs / "day.json").write_text(json.dumps(event()) + "\n")
+    (logs / ".ipynb_checkpoints" / "day-checkpoint.json").write_text(json.dumps(event()) + "\n")
+    found = discover_all(spark, [f"file://{tmp_path / 'in'}"])
+    assert [f.path.rsplit("/", 1)[-1] for f in found] == ["day.json"]
+    assert len(discover_all(spark, [tmp_path / "in"])) == 1

@@ -43,7 +43,7 @@ from musicstream.engines.tasks import (
     stage_users,
 )
 from musicstream.errors import ConfigError, EngineError, InputError
-from musicstream.extract.files import HADOOP_SCHEMES, InputFile, _kind_from_parts, discover
+from musicstream.extract.files import HADOOP_SCHEMES, InputFile, _kind_from_parts, discover, in_hidden_folder
 from musicstream.load.parse import peak_rss_mb
 from musicstream.load.stats import LoadResult
 
@@ -146,14 +146,17 @@ def _hadoop_files(spark: SparkSession, url: str) -> list[InputFile]:
         if not fs.exists(root):
             raise InputError(f"input path not found: {url}")
         listing = fs.listFiles(root, True)
+        prefix = str(fs.makeQualified(root).toString()).rstrip("/")
         found: list[InputFile] = []
         while listing.hasNext():
             status = listing.next()
             path = status.getPath()
             name = str(path.getName())
+            text = str(path.toString())
             if not name.lower().endswith((".json", ".json.gz")) or name.startswith("."):
                 continue
-            text = str(path.toString())
+            if in_hidden_folder(text[len(prefix) :] if text.startswith(prefix) else text.split(":", 1)[1]):
+                continue
             kind = _kind_from_parts(Path(text.split(":", 1)[1])) or "log"
             found.append(InputFile(text, kind, int(status.getLen())))
         return found

@@ -81,6 +81,12 @@ def _filesystem(url: str) -> tuple[object, str]:
         raise InputError(f"cannot read {protocol}:// URLs: {exc}. For S3: pip install 'musicstream[s3]'") from None
 
 
+def in_hidden_folder(relative: str) -> bool:
+    """Whether a path below the given root (``a/.ipynb_checkpoints/b.json``) passes through a hidden folder: the
+    local walk does not enter those, and listings of URLs skip them the same way."""
+    return any(part.startswith(".") for part in relative.strip("/").split("/")[:-1])
+
+
 def _discover_url(url: str, found: dict[str, InputFile]) -> None:
     fs, protocol = _filesystem(url)
     try:
@@ -89,9 +95,10 @@ def _discover_url(url: str, found: dict[str, InputFile]) -> None:
         raise InputError(f"cannot list {url}: {exc}. Check the URL and the AWS_* variables") from None
     if not listing:
         raise InputError(f"input path not found (or empty): {url}")
+    root = url.split("://", 1)[1].rstrip("/")
     for key, info in sorted(listing.items()):
         name = key.rsplit("/", 1)[-1]
-        if info.get("type") != "file" or not _is_input(name):
+        if info.get("type") != "file" or not _is_input(name) or in_hidden_folder(key[len(root) :]):
             continue
         path = f"{protocol}://{key}"
         kind = _kind_from_parts(Path(key)) or _sniff(path)
