@@ -297,6 +297,10 @@ class SparkStaging:
         run.progress.advance(sum(f.size for f in files))
         path = sql.SQL("{}, public").format(sql.Identifier(schema)).as_string(conn)
         conn.execute("SELECT set_config('search_path', %s, true)", (path,))
+        # The merge reads the staged rows over many statements: a late (speculative or zombie) task attempt must
+        # not rewrite its partition meanwhile. SHARE mode waits for any writer still running, then keeps them out.
+        tables = [sql.Identifier(schema, t) for t in ("stage_songs", "stage_plays", "stage_users", "stage_rejects")]
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.SQL(", ").join(tables)))
         with conn.cursor() as cur:
             with cur.copy("COPY stage_files (path, kind, size_bytes, sha256, records, rejects) FROM STDIN") as copy:
                 for entry in manifest:
