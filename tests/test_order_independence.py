@@ -51,9 +51,8 @@ LATE_SONGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    root = tmp_path_factory.mktemp("corpus")
+def build_corpus(root: Path) -> list[Path]:
+    """Four udacity days (one sent twice under another name), the catalog, and late catalog songs (rule 8)."""
     shutil.copytree(UDACITY / "song_data", root / "song_data")
     logs = root / "log_data"
     logs.mkdir()
@@ -65,6 +64,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     for song in LATE_SONGS:
         (late / f"{song['song_id']}.json").write_text(json.dumps(song))
     return sorted(p for p in root.rglob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return build_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:

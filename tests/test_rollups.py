@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import UDACITY, rows
+from conftest import rows
 from musicstream.db.connection import Database
 from musicstream.db.schema import migrate
 from musicstream.load import run_load
 from musicstream.report import ReportFilters, build_report
 from musicstream.report import build as report_build
-from test_order_independence import DAYS, LATE_SONGS, reset
+from test_order_independence import build_corpus, reset
 
 # The rollups as the report needs them, from the plays: first and last by (start_time, item_in_session) per row.
 SESSIONS_FROM_PLAYS = """
@@ -58,19 +57,7 @@ FROM trackplays GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Four days of logs (one sent twice), the catalog, and late catalog songs that move known plays (rule 8)."""
-    root = tmp_path_factory.mktemp("rollup_corpus")
-    shutil.copytree(UDACITY / "song_data", root / "song_data")
-    logs = root / "log_data"
-    logs.mkdir()
-    for day in DAYS:
-        shutil.copy(UDACITY / "log_data" / "2018" / "11" / f"{day}-events.json", logs / f"{day}-events.json")
-    shutil.copy(logs / f"{DAYS[0]}-events.json", logs / "resent-copy.json")
-    late = root / "song_data" / "Z"
-    late.mkdir()
-    for song in LATE_SONGS:
-        (late / f"{song['song_id']}.json").write_text(json.dumps(song))
-    return sorted(p for p in root.rglob("*.json"))
+    return build_corpus(tmp_path_factory.mktemp("rollup_corpus"))
 
 
 def rollups(db: Database) -> dict[str, list[tuple[Any, ...]]]:

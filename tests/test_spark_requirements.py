@@ -21,27 +21,25 @@ def test_missing_pyspark(db: Database, udacity: Path, monkeypatch: pytest.Monkey
     assert "pip install 'musicstream[spark]'" in result.output
 
 
+def _spark_load(udacity: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "musicstream", "load", "--engine", "spark", str(udacity)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_missing_java(db: Database, udacity: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
     env["PATH"] = str(Path(sys.executable).parent)  # the venv's scripts: python, musicstream; no java
     env["MUSICSTREAM_DATABASE_URL"] = db.conninfo
-    done = subprocess.run(
-        [sys.executable, "-m", "musicstream", "load", "--engine", "spark", str(udacity)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _spark_load(udacity, env)
     assert done.returncode == 1, done.stderr
     assert "openjdk-17-jre-headless" in done.stderr and "Traceback" not in done.stderr
     env["JAVA_HOME"] = str(tmp_path)  # set, but no bin/java there
-    done = subprocess.run(
-        [sys.executable, "-m", "musicstream", "load", "--engine", "spark", str(udacity)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _spark_load(udacity, env)
     assert done.returncode == 1 and "JAVA_HOME" in done.stderr and "openjdk-17-jre-headless" in done.stderr
 
 

@@ -366,13 +366,9 @@ def jvm_peak_rss_mb(spark: SparkSession) -> float:
     """The Spark JVM's peak resident memory (VmHWM) when it runs on this machine (local mode), else 0."""
     try:
         pid = int(_jvm(spark).java.lang.ProcessHandle.current().pid())
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except Exception:
-        pass
-    return 0.0
+    except Exception:  # a remote driver, a stopped gateway: nothing to read here
+        return 0.0
+    return peak_rss_mb(pid)
 
 
 # -- Parquet output ----------------------------------------------------------------------------------------------

@@ -57,10 +57,10 @@ class FileOutcome:
     digest: str | None = None
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM), in MB; 0 where /proc is not available."""
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's peak resident memory (VmHWM), in MB (this one by default); 0 where /proc does not tell."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
