@@ -23,7 +23,7 @@ from musicstream.db.connection import Database
 from musicstream.db.schema import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
-UDACITY = ROOT.parent / "shared" / "data" / "udacity"
+UDACITY = ROOT / "data"
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 
 _counter = itertools.count()
@@ -31,9 +31,9 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="session")
 def udacity() -> Path:
-    """The real public sample; the project reads it from ../shared and never copies it."""
+    """The real public sample, shipped in the project's data/ (data/README.md)."""
     if not (UDACITY / "song_data").is_dir():
-        pytest.fail(f"the reference sample is missing: {UDACITY} (see ../shared/data/README.md)")
+        pytest.fail(f"the public sample is missing: {UDACITY} (it ships with the project; see data/README.md)")
     return UDACITY
 
 

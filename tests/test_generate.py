@@ -1,7 +1,6 @@
 """The sample-data generator writes what the real public sample looks like, deterministically.
 
-The reference side of each comparison is computed here from the real sample in ``../shared/data/udacity``
-(read in place, never copied), so the tests say "like the real data", not "like what we think it is".
+The reference side of each comparison is computed here from the real public sample in the project's ``data/``, so the tests say "like the real data", not "like what we think it is".
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import pytest
 
 from musicstream.generate import GenerateStats, generate
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared/data/udacity"
+REAL = Path(__file__).resolve().parents[1] / "data"
 
 Event = dict[str, Any]
 
