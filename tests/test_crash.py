@@ -38,12 +38,13 @@ MERGE_STEPS = [
     "insert_names",
     "name_spellings",
     "update_names",
+    "merge_users",
     "insert_plays",
     "drop_unused_names",
     "insert_time",
     "rollup_sessions",
     "rollup_hours",
-    "merge_users",
+    "rebuild_indexes",
     "moved_sessions",
     "reresolve_plays",
     "recount_catalog_plays",
@@ -121,7 +122,16 @@ SECONDARY_INDEXES = [
     ("trackplays_artist_idx",),
     ("trackplays_name_idx",),
     ("trackplays_start_time_idx",),
+    ("trackplays_track_idx",),
 ]
+FOREIGN_KEYS = [
+    ("trackplays", "trackplays_artist_id_fkey"),
+    ("trackplays", "trackplays_track_id_fkey"),
+    ("trackplays", "trackplays_user_id_fkey"),
+    ("tracks", "tracks_artist_id_fkey"),
+]
+_STAR_KEYS = """SELECT conrelid::regclass::text, conname FROM pg_constraint
+WHERE contype = 'f' AND conrelid IN ('trackplays'::regclass, 'tracks'::regclass) ORDER BY 1, 2"""
 
 
 def _secondary_indexes(db: Database) -> list[tuple[Any, ...]]:
@@ -137,6 +147,7 @@ def _finish_and_compare(db: Database, paths: list[Path], clean: Any) -> None:
     assert snapshot(db) == clean
     assert rows(db, "SELECT count(*) FROM deferred_indexes") == [(0,)]
     assert sorted(_secondary_indexes(db)) == sorted(SECONDARY_INDEXES)
+    assert rows(db, _STAR_KEYS) == FOREIGN_KEYS
     with db.connect(autocommit=True) as conn:
         assert [c.name for c in run_checks(conn) if not c.passed] == []
     assert rows(db, "SELECT count(*) FROM etl_runs WHERE status = 'running'") == [(0,)]
@@ -174,4 +185,6 @@ def test_first_load_killed_then_rerun(db: Database, batches: Any, states: dict[s
     assert _load_killed_at(db, second, kill_at) == -signal.SIGKILL
     assert rows(db, "SELECT count(*) FROM trackplays") == [(0,)]
     assert rows(db, "SELECT count(*) FROM deferred_indexes")[0][0] > 0
+    with db.connect(autocommit=True) as conn:  # the keys are off until the next load: check says so
+        assert [c.name for c in run_checks(conn) if not c.passed] == ["foreign_keys_in_place"]
     _finish_and_compare(db, second, states["clean"])

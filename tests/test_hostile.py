@@ -132,6 +132,17 @@ CASES: dict[str, tuple[str, bytes, int, list[tuple[int, str]]]] = {
     ),
     "deeply nested song": ("song_data/deep.json", ("[" * 5000 + "]" * 5000).encode(), 0, [(1, "nested too deeply")]),
     "good song": ("song_data/good.json", json.dumps(SONG).encode(), 1, []),
+    # tracks.duration is NOT NULL (the seed's model): a song without one cannot be stored, so it is a reject
+    "song without a duration": (
+        "song_data/noduration.json",
+        (
+            json.dumps({**SONG, "duration": None})
+            + "\n"
+            + json.dumps({k: v for k, v in SONG.items() if k != "duration"})
+        ).encode(),
+        0,
+        [(1, "missing required field 'duration'"), (2, "missing required field 'duration'")],
+    ),
 }
 
 

@@ -152,8 +152,12 @@ def read_lake(root: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def database_star(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    # the lake keeps durations and coordinates as doubles, the database as NUMERIC (the decimals the files wrote)
+    as_lake = {"duration": "duration::float8", "latitude": "latitude::float8", "longitude": "longitude::float8"}
     star = {
-        table: sorted(rows(db, f"SELECT {columns} FROM {table}"))  # noqa: S608 - our own constant names
+        table: sorted(
+            rows(db, f"SELECT {', '.join(as_lake.get(c.strip(), c) for c in columns.split(','))} FROM {table}")  # noqa: S608 - our own constant names
+        )
         for table, columns in LAKE_COLUMNS.items()
         if table != "trackplays"
     }

@@ -267,11 +267,12 @@ def _row(kind: str, **values: Any) -> tuple[Any, ...]:
 
 
 def numeric(value: float | None) -> decimal.Decimal | None:
-    """A double as PostgreSQL's ``double precision::numeric`` sees it (15 significant digits), for rule 6's
-    exact ``|duration − length| ≤ 1.0 s``; None when it is too big to match any play length anyway."""
+    """A duration as PostgreSQL's NUMERIC column holds it (the shortest text of the double the parser read, which
+    is what COPY sends), for rule 6's exact ``|duration − length| ≤ 1.0 s``; None when it is too big to match
+    any play length anyway."""
     if value is None or abs(value) >= 1e14:
         return None
-    return decimal.Decimal(format(value, ".15g")).quantize(_SCALE, context=_DECIMAL)
+    return decimal.Decimal(repr(value)).quantize(_SCALE, context=_DECIMAL)
 
 
 def _csv_rows(data: bytes, names: list[str]) -> Iterator[dict[str, Any]]:

@@ -41,10 +41,21 @@ class UserEvent(NamedTuple):
     session_id: int
     item_in_session: int
     user_id: int
-    first_name: str | None
-    last_name: str | None
+    first_name: str
+    last_name: str
     gender: str | None
     tier: str
+
+
+UNKNOWN_NAME = "Unknown"
+
+
+def user_event(
+    ts: int, session: int, item: int, user_id: int, first: str | None, last: str | None, gender: str | None, tier: str
+) -> UserEvent:
+    """The user an event describes. ``users.first_name/last_name`` are NOT NULL (the seed's model): an event with
+    no name gives ``Unknown``, the unknown-member attribute, and its play still loads."""
+    return UserEvent(ts, session, item, user_id, first or UNKNOWN_NAME, last or UNKNOWN_NAME, gender, tier)
 
 
 def keep_latest(users: dict[int, UserEvent], event: UserEvent) -> None:
@@ -62,7 +73,7 @@ class Song(NamedTuple):
     artist_id: str
     artist_name: str
     year: int | None
-    duration: float | None
+    duration: float
     location: str | None
     latitude: float | None
     longitude: float | None
@@ -142,7 +153,7 @@ def _fast_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | None:
             and tier in TIERS
         ):
             return None
-        user = UserEvent(
+        user = user_event(
             ts,
             session_id,
             item,
@@ -216,7 +227,7 @@ def _careful_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | Rejec
         if tier not in TIERS:
             raise BadField(f"field 'level': expected 'free' or 'paid', got {tier!r}")
         assert user_id is not None and ts is not None and session_id is not None and item is not None
-        user = UserEvent(
+        user = user_event(
             ts,
             session_id,
             item,
@@ -270,8 +281,9 @@ def parse_song(obj: Any) -> Song | Reject:
         artist_name = key_text(obj, "artist_name")
         assert track_id is not None and title is not None and artist_id is not None and artist_name is not None
         year = integer(obj, "year")
-        duration = number(obj, "duration")
-        if duration is not None and duration < 0:
+        duration = number(obj, "duration", required=True)  # tracks.duration is NOT NULL (the seed's model)
+        assert duration is not None
+        if duration < 0:
             raise BadField(f"field 'duration': {duration} is negative")
         song = Song(
             track_id,

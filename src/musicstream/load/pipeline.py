@@ -148,15 +148,16 @@ def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
     added["play_names"] = _exec(conn, run, "insert_names")
     _exec(conn, run, "name_spellings")
     _exec(conn, run, "update_names")
+    added["users"] = _scalar(conn, run, "merge_users")  # before the plays that reference them
     new_plays = _exec(conn, run, "insert_plays")
     added["trackplays"] = new_plays
     added["play_names"] -= _exec(conn, run, "drop_unused_names", ids)
     added["timetb"] = _exec(conn, run, "insert_time", ids)
     _exec(conn, run, "rollup_sessions", ids)
     _exec(conn, run, "rollup_hours", ids)
-    added["users"] = _scalar(conn, run, "merge_users")
+    point("merge:rebuild_indexes")
     started = time.perf_counter()
-    rebuild_indexes(conn)
+    rebuild_indexes(conn)  # and the foreign keys of tables that were empty: every row checked at once
     result.timings["rebuild_indexes"] = round(time.perf_counter() - started, 4)
     moved = 0
     if run.staged_songs:
@@ -309,6 +310,8 @@ def run_load(
                 if not conn.closed and not conn.broken:
                     with contextlib.suppress(psycopg.Error):
                         _update_run(conn, result)
+                    with contextlib.suppress(psycopg.Error), conn.transaction():
+                        rebuild_indexes(conn)  # the tables are as before the run: give back what was deferred
                 run.rejects.close()
                 if spark:
                     spark.after_failure()

@@ -129,7 +129,7 @@ WHERE a.artist_id = r.artist_id AND a.is_inferred AND r.name < a.name COLLATE "C
 
 -- name: inferred_tracks
 INSERT INTO tracks (track_id, title, artist_id, duration, is_inferred, title_key, artist_key)
-SELECT track_id, min(song_title COLLATE "C"), min(artist_id), min(length_ms) / 1000.0, TRUE,
+SELECT track_id, min(song_title COLLATE "C"), min(artist_id), min(length_ms) * 0.001, TRUE,
        min(title_key), min(artist_key)
 FROM resolution r
 WHERE track_inferred AND NOT EXISTS (SELECT 1 FROM tracks t WHERE t.track_id = r.track_id)
@@ -163,6 +163,22 @@ UPDATE play_names n
 SET track_id = r.track_id, artist_id = r.artist_id
 FROM resolution r
 WHERE n.name_id = r.name_id AND (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id);
+
+-- name: merge_users
+-- Rule 3: a user's row carries the attributes of the user's latest event by (ts, session, item). Before the
+-- plays: trackplays.user_id references users.
+WITH ins AS (
+    INSERT INTO users AS u (user_id, first_name, last_name, gender, tier, last_event_ts, last_session_id, last_item)
+    SELECT user_id, first_name, last_name, gender, tier, ts, session_id, item_in_session FROM stage_users
+    ON CONFLICT (user_id) DO UPDATE
+    SET first_name = excluded.first_name, last_name = excluded.last_name, gender = excluded.gender,
+        tier = excluded.tier, last_event_ts = excluded.last_event_ts,
+        last_session_id = excluded.last_session_id, last_item = excluded.last_item
+    WHERE (excluded.last_event_ts, excluded.last_session_id, excluded.last_item)
+        > (u.last_event_ts, u.last_session_id, u.last_item)
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) FROM ins;
 
 -- name: insert_plays
 -- Rules 1 and 2: a play per NextSong event; a natural key seen before (in the database or earlier in this
@@ -232,21 +248,6 @@ WHERE trackplay_id > %(after_play)s
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3
 ON CONFLICT (day, hour, tier) DO UPDATE SET plays = r.plays + excluded.plays;
-
--- name: merge_users
--- Rule 3: a user's row carries the attributes of the user's latest event by (ts, session, item).
-WITH ins AS (
-    INSERT INTO users AS u (user_id, first_name, last_name, gender, tier, last_event_ts, last_session_id, last_item)
-    SELECT user_id, first_name, last_name, gender, tier, ts, session_id, item_in_session FROM stage_users
-    ON CONFLICT (user_id) DO UPDATE
-    SET first_name = excluded.first_name, last_name = excluded.last_name, gender = excluded.gender,
-        tier = excluded.tier, last_event_ts = excluded.last_event_ts,
-        last_session_id = excluded.last_session_id, last_item = excluded.last_item
-    WHERE (excluded.last_event_ts, excluded.last_session_id, excluded.last_item)
-        > (u.last_event_ts, u.last_session_id, u.last_item)
-    RETURNING (xmax = 0) AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted) FROM ins;
 
 -- name: moved_sessions
 -- The rollup rows holding a known play that rule 8 is about to move to another track: their catalog_plays are

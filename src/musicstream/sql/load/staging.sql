@@ -2,7 +2,7 @@
 
 CREATE TEMP TABLE stage_songs (
     track_id TEXT COLLATE "C", title TEXT, artist_id TEXT COLLATE "C", artist_name TEXT, year INT,
-    duration DOUBLE PRECISION, location TEXT, latitude DOUBLE PRECISION, longitude DOUBLE PRECISION,
+    duration NUMERIC, location TEXT, latitude NUMERIC, longitude NUMERIC,
     title_key TEXT COLLATE "C", artist_key TEXT COLLATE "C"
 ) ON COMMIT DROP;
 

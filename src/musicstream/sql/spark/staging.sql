@@ -7,7 +7,7 @@ CREATE SCHEMA {schema};
 
 CREATE UNLOGGED TABLE {schema}.stage_songs (
     track_id TEXT COLLATE "C", title TEXT, artist_id TEXT COLLATE "C", artist_name TEXT, year INT,
-    duration DOUBLE PRECISION, location TEXT, latitude DOUBLE PRECISION, longitude DOUBLE PRECISION,
+    duration NUMERIC, location TEXT, latitude NUMERIC, longitude NUMERIC,
     title_key TEXT COLLATE "C", artist_key TEXT COLLATE "C",
     part INT DEFAULT current_setting('musicstream.part', true)::int
 );
