@@ -114,3 +114,20 @@ def test_copy_with_new_time_is_hashed_not_reloaded(db: Database, udacity: Path, 
     again = run_load(db, [copy])
     assert (again.files_read, again.files_skipped) == (0, 101)
     assert scalar(db, "SELECT count(*) FROM loaded_files WHERE mtime_ns = %s", (stamp + 10**9,)) == 101
+
+
+def test_one_file_reached_through_other_paths_is_one_file(db: Database, udacity: Path, tmp_path: Path) -> None:
+    """A symlink to the data, a relative and an absolute path: the manifest knows the file it has loaded."""
+    link = tmp_path / "linked"
+    link.symlink_to(udacity, target_is_directory=True)
+    first = run_load(db, [link])  # a link to the folder: the walk starts at it
+    assert first.files_read == 101
+    for again in (
+        [udacity],
+        [os.path.relpath(udacity)],
+        [link / "log_data" / "2018" / "11" / "2018-11-01-events.json"],
+    ):
+        result = run_load(db, again)
+        assert (result.files_read, result.records_read) == (0, 0), again
+    assert scalar(db, "SELECT count(*) FROM loaded_files") == 101
+    assert scalar(db, "SELECT count(*) FROM loaded_files WHERE path LIKE %s", (f"{udacity}/%",)) == 101

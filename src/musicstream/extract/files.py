@@ -24,7 +24,9 @@ BOM = b"\xef\xbb\xbf"
 
 @dataclass(frozen=True, slots=True)
 class InputFile:
-    """One input file: ``path`` as the manifest and rejects name it (absolute, symlinks not resolved)."""
+    """One input file: ``path`` as the manifest and rejects name it: absolute, symlinks resolved, so that one file
+    reached through two paths (a link, ``./data`` and ``/abs/data``) is one file. A link that leads to no file
+    (dangling, a loop) keeps its own path, so the reject names what the user has."""
 
     path: str
     kind: Kind
@@ -42,6 +44,12 @@ def _kind_from_parts(path: Path) -> Kind | None:
         if part in _TREES:
             return _TREES[part]
     return None
+
+
+def _real(path: Path) -> Path:
+    """The file a local path leads to, or the path itself when it leads to no file."""
+    real = Path(os.path.realpath(path))
+    return real if real.is_file() else path
 
 
 def _sniff(path: str | Path) -> Kind:
@@ -122,8 +130,9 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
             raise InputError(f"input path not found: {given}")
         if root.is_file():
             kind = _kind_from_parts(root) or _sniff(root)
-            stat = root.stat()
-            found[str(root)] = InputFile(str(root), kind, stat.st_size, stat.st_mtime_ns)
+            real = _real(root)
+            stat = real.stat()
+            found[str(real)] = InputFile(str(real), kind, stat.st_size, stat.st_mtime_ns)
             continue
         for folder, dirs, files in os.walk(root, onerror=None, followlinks=False):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -131,13 +140,14 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
                 if not _is_input(name):
                     continue
                 path = Path(folder, name)
+                real = _real(path)
                 try:
-                    stat = path.stat()
+                    stat = real.stat()
                     size, mtime_ns = stat.st_size, stat.st_mtime_ns
                 except OSError:
                     size, mtime_ns = 0, None  # a dangling link or unreadable entry: reading it will record why
-                kind = _kind_from_parts(path) or _sniff(path)
-                found[str(path)] = InputFile(str(path), kind, size, mtime_ns)
+                kind = _kind_from_parts(path) or _kind_from_parts(real) or _sniff(real)
+                found[str(real)] = InputFile(str(real), kind, size, mtime_ns)
     return sorted(found.values(), key=lambda f: (f.kind != "song", f.path))
 
 
