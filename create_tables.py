@@ -1,7 +1,8 @@
 """The classic first step: (re)create the database schema, dropping any previous tables.
 
-Usage: ``python create_tables.py`` (uses MUSICSTREAM_DATABASE_URL, or the embedded PostgreSQL). Same code as
-``musicstream init --reset --yes``.
+Usage: ``python create_tables.py [--yes]`` (uses MUSICSTREAM_DATABASE_URL, or the embedded PostgreSQL). The same
+code as ``musicstream init --reset``: it lists the tables it drops with their row counts and, on a terminal,
+asks first (``--yes`` skips the question). Not on a terminal it drops without asking, as the original script did.
 """
 
 from __future__ import annotations
@@ -14,22 +15,16 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from musicstream.config import Settings
-from musicstream.db.connection import Database
-from musicstream.db.schema import initialize
-from musicstream.errors import MusicstreamError
-
-
-def main() -> int:
-    db = Database(Settings.resolve())
-    try:
-        outcome = initialize(db, reset=True)
-    except MusicstreamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(f"Created the musicstream schema (version {outcome['schema_version']}) in {db.describe()}")
-    return 0
-
+from musicstream.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    args = sys.argv[1:]
+    if args and args[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        sys.exit(0)
+    unknown = [a for a in args if a not in ("--yes", "-y")]
+    if unknown:
+        print(f"usage: python create_tables.py [--yes]; unknown argument {unknown[0]!r}", file=sys.stderr)
+        sys.exit(2)
+    answer = ["--yes"] if args or not sys.stdin.isatty() else []
+    main(["init", "--reset", *answer], prog_name="create_tables.py")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -105,14 +106,18 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
       musicstream --database-url postgresql://me@db.example.com/musicstreamdb init
       musicstream init --reset --yes        # start over, dropping all loaded data
     """
-    from musicstream.db.schema import initialize
+    from musicstream.db.schema import initialize, table_rows
 
     db = _database(ctx)
-    if reset and not yes:
+    dropped = table_rows(db) if reset else []
+    holding = ", ".join(f"{name} ({count:,} rows)" for name, count in dropped if count)
+    if reset and not yes and dropped:
         if not sys.stdin.isatty():
             raise click.UsageError("--reset drops all loaded data; add --yes to confirm when not on a terminal")
-        click.confirm(f"Drop all musicstream tables in {db.describe()}?", abort=True)
+        click.echo(f"{db.describe()} holds: {holding or 'musicstream tables, all empty'}", err=True)
+        click.confirm("Drop these tables and all their rows?", abort=True, err=True)
     outcome = initialize(db, reset=reset)
+    outcome["dropped"] = dict(dropped)
     if as_json:
         _emit_json(outcome)
         return
@@ -121,7 +126,7 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
     if outcome["created_database"]:
         console.print(f"Created database {outcome['database']}.")
     if reset:
-        console.print("Dropped the previous tables.")
+        console.print(f"Dropped the previous tables: {holding or 'none held rows'}." if dropped else "Nothing to drop.")
     applied = outcome["applied"]
     if applied:
         console.print(f"Applied schema migrations {', '.join(map(str, applied))}.")
@@ -524,8 +529,15 @@ def generate(out: Path, users: int, days: int, songs: int, events: int | None, s
         f"Wrote {stats.song_files:,} song files and {stats.log_files:,} log files "
         f"({stats.events:,} events, {stats.plays:,} plays, {stats.bytes_written / 1e6:.1f} MB) to {out}"
     )
+    home = shlex.quote(str(out / ".musicstream"))
+    _console().print(
+        "This data is synthetic, with the real sample's user ids and month: load it into a state folder of its "
+        f"own, so that it cannot mix with real data:\n  musicstream --home {home} init && "
+        f"musicstream --home {home} load {shlex.quote(str(out))}"
+    )
 
 
-def main() -> None:
+def main(args: list[str] | None = None, prog_name: str = "musicstream") -> None:
+    """The command line; ``args`` and ``prog_name`` let the classic scripts (create_tables.py, etl.py) run it."""
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
-    cli(prog_name="musicstream")
+    cli.main(args, prog_name=prog_name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from musicstream.db.connection import Database
 from musicstream.db.sqlfiles import read_sql, schema_files
@@ -81,19 +82,41 @@ def require_schema(conn: psycopg.Connection[Any]) -> int:
     return version
 
 
+ALL_TABLES = (
+    *STAR_TABLES,
+    "play_names",
+    *ROLLUP_TABLES,
+    "deferred_indexes",
+    "rejects",
+    "loaded_files",
+    "etl_runs",
+    "schema_migrations",
+)
+
+
 def drop_statements() -> list[str]:
     """DROP statements for musicstream's views and tables (used by ``init --reset`` and create_tables.py)."""
-    tables = (
-        *STAR_TABLES,
-        "play_names",
-        *ROLLUP_TABLES,
-        "deferred_indexes",
-        "rejects",
-        "loaded_files",
-        "etl_runs",
-        "schema_migrations",
-    )
-    return ["DROP SCHEMA IF EXISTS sparkify CASCADE"] + [f"DROP TABLE IF EXISTS {t} CASCADE" for t in tables]
+    return ["DROP SCHEMA IF EXISTS sparkify CASCADE"] + [f"DROP TABLE IF EXISTS {t} CASCADE" for t in ALL_TABLES]
+
+
+def table_rows(db: Database) -> list[tuple[str, int]]:
+    """musicstream's tables that exist in the database, with their row counts (what ``init --reset`` drops)."""
+    if not db.exists():
+        return []
+    with db.connect(autocommit=True) as conn:
+        found = [
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace "
+                "AND c.relkind = 'r' AND c.relname = ANY(%s)",
+                (list(ALL_TABLES),),
+            )
+        ]
+        out = []
+        for name in (t for t in ALL_TABLES if t in found):
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))).fetchone()
+            out.append((name, int(row[0]) if row else 0))
+    return out
 
 
 def drop_all(conn: psycopg.Connection[Any]) -> None:
