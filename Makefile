@@ -1,31 +1,47 @@
 # musicstream — the two commands of the README, and a few helpers.
-#   make run            set up, generate a sample when DATA is not given, init, load, status, check
-#   make test           set up, lint (ruff, mypy), then the test suite on real PostgreSQL
+#   make run            install the package, init the embedded database, load data/ (or DATA=...), status, check
+#   make test           install the package with its development extras, lint (ruff, mypy), then the test suite
+#   make sample         generate a synthetic sample and load it into a state folder of its own
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DATA   ?=
+DATA   ?= data
 SAMPLE ?= sample
+# The generated sample's own state folder (its own embedded database): synthetic rows never mix with real ones.
+SAMPLE_HOME ?= $(SAMPLE)/.musicstream
 
-.PHONY: setup run lint pytest test test-deps bench soak clean
+.PHONY: setup setup-run run sample lint pytest test test-deps bench soak clean
+
+# Running needs the package only; the tests need the development extras (PySpark, moto, notebooks, ...).
+$(BIN)/.installed-run: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $@
+	touch $@ $(BIN)/.installed-run
 
+setup-run: $(BIN)/.installed-run
 setup: $(BIN)/.installed
 
-$(SAMPLE)/log_data: | $(BIN)/.installed
-	$(BIN)/musicstream generate $(SAMPLE) --users 100 --days 30 --songs 500 --seed 1
-
-run: setup $(if $(DATA),,$(SAMPLE)/log_data)
+run: setup-run
 	$(BIN)/musicstream init
-	$(BIN)/musicstream load $(or $(DATA),$(SAMPLE))
+	$(BIN)/musicstream load $(DATA)
 	$(BIN)/musicstream status
 	$(BIN)/musicstream check
+
+$(SAMPLE)/log_data: | $(BIN)/.installed-run
+	$(BIN)/musicstream generate $(SAMPLE) --users 100 --days 30 --songs 500 --seed 1
+
+sample: setup-run $(SAMPLE)/log_data
+	$(BIN)/musicstream --home $(SAMPLE_HOME) init
+	$(BIN)/musicstream --home $(SAMPLE_HOME) load $(SAMPLE)
+	$(BIN)/musicstream --home $(SAMPLE_HOME) status
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks *.py
