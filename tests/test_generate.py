@@ -1,6 +1,7 @@
 """The sample-data generator writes what the real public sample looks like, deterministically.
 
-The reference side of each comparison is computed here from the real public sample in the project's ``data/``, so the tests say "like the real data", not "like what we think it is".
+The reference side of each comparison is computed here from the real public sample in the project's ``data/``,
+so the tests say "like the real data", not "like what we think it is".
 """
 
 from __future__ import annotations

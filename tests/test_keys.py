@@ -264,7 +264,7 @@ def test_a_user_without_a_name_is_unknown_and_keeps_the_play(db: Database, tmp_p
     ]
 
 
-def _back_to_version_6(conn: psycopg.Connection[Any]) -> None:
+def back_to_version_6(conn: psycopg.Connection[Any]) -> None:
     """The schema as migration 6 left it: no foreign keys on the plays, nullable names, double precision."""
     conn.execute(
         """ALTER TABLE trackplays DROP CONSTRAINT trackplays_user_id_fkey, DROP CONSTRAINT trackplays_track_id_fkey,
@@ -285,7 +285,7 @@ def test_migration_brings_a_loaded_database_to_the_model(db: Database, udacity: 
     analyst = f"ms_keys_analyst_{next(_names)}"
     with db.connect(autocommit=True) as conn:
         db_roles.create_roles(conn, analyst=analyst, loader=f"{analyst}_loader")
-        _back_to_version_6(conn)
+        back_to_version_6(conn)
         for view in ("songs", "artists"):  # as `musicstream roles` had granted them before
             conn.execute(
                 sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier("sparkify", view), sql.Identifier(analyst))
@@ -310,7 +310,7 @@ def test_migration_brings_a_loaded_database_to_the_model(db: Database, udacity: 
 
 def test_migration_refuses_catalog_tracks_without_duration(db: Database) -> None:
     with db.connect(autocommit=True) as conn:
-        _back_to_version_6(conn)
+        back_to_version_6(conn)
         conn.execute("INSERT INTO artists (artist_id, name) VALUES ('A1', 'Artist')")
         conn.execute(
             "INSERT INTO tracks (track_id, title, artist_id, title_key, artist_key) VALUES ('T1', 'x', 'A1', 'x', 'a')"
