@@ -110,7 +110,7 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
 
     db = _database(ctx)
     dropped = table_rows(db) if reset else []
-    holding = ", ".join(f"{name} ({count:,} rows)" for name, count in dropped if count)
+    holding = ", ".join(f"{name} ({count:,} row{'s' if count > 1 else ''})" for name, count in dropped if count)
     if reset and not yes and dropped:
         if not sys.stdin.isatty():
             raise click.UsageError("--reset drops all loaded data; add --yes to confirm when not on a terminal")
