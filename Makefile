@@ -11,7 +11,7 @@ SAMPLE ?= sample
 # The generated sample's own state folder (its own embedded database): synthetic rows never mix with real ones.
 SAMPLE_HOME ?= $(SAMPLE)/.musicstream
 
-.PHONY: setup setup-run run sample lint pytest test test-deps bench soak clean
+.PHONY: setup setup-run run sample lint pytest test test-deps bench soak mutate clean
 
 # Running needs the package only; the tests need the development extras (PySpark, moto, notebooks, ...).
 $(BIN)/.installed-run: pyproject.toml
@@ -74,6 +74,10 @@ bench: setup
 soak: setup test-deps
 	MUSICSTREAM_SOAK=1 $(BIN)/pytest -s tests/test_crash.py tests/test_resources.py tests/test_hostile.py \
 	  tests/test_concurrency.py tests/test_db_faults.py
+
+# Plant small bugs in the rules one at a time and check the tests catch each (tests/mutate.py; not in CI).
+mutate: setup test-deps
+	$(BIN)/python tests/mutate.py $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SAMPLE) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,336 @@
+"""Mutation check: plant small bugs in the rules, one at a time, and see whether the tests catch each.
+
+    make mutate                        # every mutation (about 25 minutes on a 2-core machine)
+    python tests/mutate.py --list      # the mutations
+    python tests/mutate.py --only rule2_latest_event_wins --only rule6_tolerance_2s
+
+Each mutation replaces one exact piece of text in one file of a copy of the project (src/, tests/, data/,
+notebooks/ in a temporary folder; the checkout is never touched), then runs the tests it names with the copy's
+src/ first on the path. A mutant is *killed* when those tests fail, *survives* when they pass. The run prints
+every result, the score and the survivors, and exits 1 when one survives or when a mutation's text is no longer
+found exactly once (the list must follow the code).
+
+Adding a mutation: append a Mutation(name, file, find, replace, tests) to MUTATIONS below: `find` must occur
+exactly once in `file`, `replace` is the bug (a flipped comparison or ORDER BY, a moved tolerance, a dropped
+DISTINCT or WHERE clause...), `tests` the pytest files or node ids that should catch it. Run
+`python tests/mutate.py --only NAME` to see it killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MERGE = "src/musicstream/sql/load/merge.sql"
+REPORT = "src/musicstream/sql/report/report.sql"
+QUERIES = "src/musicstream/sql/queries"
+RECORDS = "src/musicstream/extract/records.py"
+REFERENCE = "tests/test_reference.py"
+ORDER = "tests/test_order_independence.py"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str
+    find: str
+    replace: str
+    tests: tuple[str, ...] = (REFERENCE,)
+
+
+MUTATIONS = [
+    # --- rule 1: plays
+    Mutation("rule1_keep_all_quotes", RECORDS, "agent[0] == '\"' and agent[-1] == '\"'", "False"),
+    Mutation(
+        "rule1_ms_truncated", "src/musicstream/transform/normalize.py", "round(seconds * 1000)", "int(seconds * 1000)"
+    ),
+    Mutation("rule1_fast_ms_truncated", RECORDS, "round(length * 1000)", "int(length * 1000)"),
+    # --- rule 2: duplicates
+    Mutation(
+        "rule2_latest_event_wins",
+        MERGE,
+        "ORDER BY p.user_id, p.session_id, p.item_in_session, p.ts;",
+        "ORDER BY p.user_id, p.session_id, p.item_in_session, p.ts DESC;",
+    ),
+    Mutation(
+        "rule2_no_dedupe_against_stored",
+        MERGE,
+        "    WHERE t.user_id = p.user_id AND t.session_id = p.session_id AND t.item_in_session = p.item_in_session",
+        "    WHERE false",
+        (ORDER,),
+    ),
+    # --- rule 3: users
+    Mutation(
+        "rule3_earliest_event",
+        "src/musicstream/extract/records.py",
+        "event[:3] > current[:3]",
+        "event[:3] < current[:3]",
+    ),
+    Mutation("rule3_ts_only", RECORDS, "event[:3] > current[:3]", "event[:1] > current[:1]"),
+    Mutation(
+        "rule3_upsert_rolls_back",
+        MERGE,
+        "    WHERE (excluded.last_event_ts, excluded.last_session_id, excluded.last_item)\n        > (u.last_event_ts",
+        "    WHERE (excluded.last_event_ts, excluded.last_session_id, excluded.last_item)\n        <> (u.last_event_ts",
+        (ORDER,),
+    ),
+    Mutation("rule3_no_unknown", RECORDS, "first or UNKNOWN_NAME", "first or 'unknown'"),
+    # --- rule 4: time
+    Mutation("rule4_week_of_year", MERGE, "extract(week FROM start_time)", "extract(doy FROM start_time) / 7"),
+    Mutation("rule4_weekday_abbrev", MERGE, "to_char(start_time, 'FMDay')", "to_char(start_time, 'Dy')"),
+    # --- rule 5: catalog
+    Mutation(
+        "rule5_artist_largest_song",
+        MERGE,
+        "    ORDER BY artist_id, track_id, artist_name",
+        "    ORDER BY artist_id, track_id DESC, artist_name",
+        (REFERENCE, "tests/test_rule5.py"),
+    ),
+    Mutation("rule5_year_zero_kept", RECORDS, "year or None,", "year,"),
+    # --- rule 6: matching
+    Mutation("rule6_tolerance_2s", MERGE, "k.length_ms / 1000.0) <= 1.0", "k.length_ms / 1000.0) <= 2.0"),
+    Mutation("rule6_tolerance_strict", MERGE, "k.length_ms / 1000.0) <= 1.0", "k.length_ms / 1000.0) < 1.0"),
+    Mutation(
+        "rule6_farthest_first",
+        MERGE,
+        "ORDER BY k.k_id, abs(t.duration::numeric - k.length_ms / 1000.0), t.track_id",
+        "ORDER BY k.k_id, abs(t.duration::numeric - k.length_ms / 1000.0) DESC, t.track_id",
+    ),
+    Mutation(
+        "rule6_tie_largest_id",
+        MERGE,
+        "ORDER BY k.k_id, abs(t.duration::numeric - k.length_ms / 1000.0), t.track_id",
+        "ORDER BY k.k_id, abs(t.duration::numeric - k.length_ms / 1000.0), t.track_id DESC",
+    ),
+    Mutation(
+        "rule6_title_ignored",
+        MERGE,
+        "ON NOT t.is_inferred AND t.artist_key = k.artist_key AND t.title_key = k.title_key",
+        "ON NOT t.is_inferred AND t.artist_key = k.artist_key",
+    ),
+    Mutation("rule6_no_casefold", "src/musicstream/transform/normalize.py", ".casefold()", ""),
+    Mutation("rule6_nfc", "src/musicstream/transform/normalize.py", '"NFKC"', '"NFC"'),
+    # --- rule 7: inferred members
+    Mutation(
+        "rule7_artist_largest_id",
+        MERGE,
+        "    SELECT artist_key, min(artist_id) AS artist_id\n    FROM tracks",
+        "    SELECT artist_key, max(artist_id) AS artist_id\n    FROM tracks",
+    ),
+    Mutation("rule7_inferred_id_without_length", MERGE, "|| chr(31) || length_ms::text), 24)", "), 24)"),
+    Mutation(
+        "rule7_largest_spelling",
+        MERGE,
+        'SELECT track_id, min(song_title COLLATE "C"), min(artist_id)',
+        'SELECT track_id, max(song_title COLLATE "C"), min(artist_id)',
+    ),
+    # --- rule 8: late catalog
+    Mutation(
+        "rule8_plays_not_moved",
+        MERGE,
+        "  AND (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id)\n  AND p.trackplay_id",
+        "  AND false\n  AND p.trackplay_id",
+        (ORDER, "tests/test_rollups.py"),
+    ),
+    Mutation(
+        "rule8_orphans_kept",
+        MERGE,
+        "DELETE FROM tracks t\nWHERE t.is_inferred",
+        "DELETE FROM tracks t\nWHERE false AND t.is_inferred",
+        (ORDER,),
+    ),
+    # --- report figures
+    Mutation(
+        "report_track_listeners_are_plays",
+        REPORT,
+        "SELECT track_id, count(*) AS plays, count(DISTINCT user_id) AS listeners",
+        "SELECT track_id, count(*) AS plays, count(*) AS listeners",
+    ),
+    Mutation(
+        "report_artist_listeners_are_plays",
+        REPORT,
+        "SELECT artist_id, count(*) AS plays, count(DISTINCT user_id) AS listeners",
+        "SELECT artist_id, count(*) AS plays, count(*) AS listeners",
+    ),
+    Mutation(
+        "report_top_tracks_ascending",
+        REPORT,
+        "FROM counts ORDER BY plays DESC, listeners DESC, track_id LIMIT",
+        "FROM counts ORDER BY plays, listeners DESC, track_id LIMIT",
+    ),
+    Mutation(
+        "report_top_listeners_tiebreak",
+        REPORT,
+        "FROM counts ORDER BY listeners DESC, plays DESC, artist_id LIMIT",
+        "FROM counts ORDER BY listeners DESC, plays, artist_id LIMIT",
+    ),
+    Mutation(
+        "report_headline_listeners",
+        REPORT,
+        "       count(DISTINCT user_id) AS listeners,\n       coalesce(sum(length_ms), 0)",
+        "       count(user_id) AS listeners,\n       coalesce(sum(length_ms), 0)",
+    ),
+    Mutation(
+        "report_daily_distinct",
+        REPORT,
+        "SELECT day, count(DISTINCT user_id) AS listeners, sum(plays) AS plays",
+        "SELECT day, count(user_id) AS listeners, sum(plays) AS plays",
+    ),
+    Mutation("report_mau_window", REPORT, "WHERE s.day >= last.day - 29;", "WHERE s.day >= last.day - 30;"),
+    Mutation(
+        "report_tiers_distinct",
+        REPORT,
+        "SELECT tier, sum(plays) AS plays, count(DISTINCT user_id) AS listeners",
+        "SELECT tier, sum(plays) AS plays, count(user_id) AS listeners",
+    ),
+    Mutation(
+        "report_upgrade_direction",
+        REPORT,
+        "count(*) FILTER (WHERE free_first < paid_last) AS upgraded",
+        "count(*) FILTER (WHERE free_last < paid_first) AS upgraded",
+    ),
+    Mutation(
+        "report_since_dropped",
+        "src/musicstream/sql/schema/0006_report_rollups.sql",
+        "    SELECT * FROM rollup_sessions\n    WHERE day >= coalesce(p_since, '-infinity'::date)",
+        "    SELECT * FROM rollup_sessions\n    WHERE day >= coalesce(NULL, '-infinity'::date)",
+    ),
+    Mutation(
+        "report_until_exclusive",
+        "src/musicstream/sql/schema/0003_report_support.sql",
+        "start_time < coalesce(p_until + 1, 'infinity'::date)",
+        "start_time < coalesce(p_until, 'infinity'::date)",
+    ),
+    Mutation(
+        "report_locations_listeners",
+        REPORT,
+        "SELECT coalesce(location, '(unknown)') AS location, sum(plays) AS plays, count(DISTINCT user_id) AS listeners",
+        "SELECT coalesce(location, '(unknown)') AS location, sum(plays) AS plays, count(user_id) AS listeners",
+    ),
+    Mutation(
+        "report_catalog_match",
+        MERGE,
+        "count(*) FILTER (WHERE NOT t.is_inferred) AS catalog_plays,\n           min(p.start_time) AS first_play",
+        "count(*) FILTER (WHERE t.is_inferred) AS catalog_plays,\n           min(p.start_time) AS first_play",
+    ),
+    # --- curated queries
+    Mutation(
+        "query_top_tracks_listeners",
+        f"{QUERIES}/top_tracks.sql",
+        "count(DISTINCT user_id) AS listeners",
+        "count(user_id) AS listeners",
+    ),
+    Mutation(
+        "query_hourly_percent",
+        f"{QUERIES}/hourly_pattern.sql",
+        "round(100.0 * coalesce(c.plays, 0)",
+        "round(10.0 * coalesce(c.plays, 0)",
+    ),
+    Mutation(
+        "query_session_bucket_edge", f"{QUERIES}/session_lengths.sql", "WHEN songs <= 5 THEN 2", "WHEN songs < 5 THEN 2"
+    ),
+    Mutation(
+        "query_median_is_mean",
+        f"{QUERIES}/session_lengths.sql",
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY minutes)",
+        "avg(minutes)",
+    ),
+    Mutation(
+        "query_first_play_latest",
+        f"{QUERIES}/free_to_paid.sql",
+        "ORDER BY user_id, start_time, session_id, item_in_session",
+        "ORDER BY user_id, start_time DESC, session_id, item_in_session",
+    ),
+]
+
+
+def _copy_project(into: Path) -> None:
+    for folder in ("src", "tests", "data", "notebooks"):
+        shutil.copytree(ROOT / folder, into / folder, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+    for name in ("pyproject.toml",):
+        shutil.copy2(ROOT / name, into / name)
+
+
+def _pytest(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, float]:
+    env = {**os.environ, "PYTHONPATH": str(copy / "src")}
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=copy,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+        code = done.returncode
+    except subprocess.TimeoutExpired:
+        code = -1
+    return code, time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only these mutations")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds one mutant's tests may take")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name:40s} {m.file}  →  {', '.join(m.tests)}")
+        return 0
+    unknown = set(args.only) - {m.name for m in MUTATIONS}
+    if unknown:
+        print(f"unknown mutation(s): {', '.join(sorted(unknown))} (see --list)", file=sys.stderr)
+        return 2
+    stale = [m.name for m in chosen if (ROOT / m.file).read_text(encoding="utf-8").count(m.find) != 1]
+    if stale:
+        print(f"these mutations' text is not found exactly once; update them: {', '.join(stale)}", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="ms-mutate-") as tmp:
+        copy = Path(tmp)
+        _copy_project(copy)
+        suites = sorted({t for m in chosen for t in m.tests})
+        code, seconds = _pytest(copy, tuple(suites), args.timeout)
+        print(f"baseline: {' '.join(suites)}: {'pass' if code == 0 else 'FAIL'} in {seconds:.0f} s", flush=True)
+        if code != 0:
+            print("the tests fail without any mutation: fix them first", file=sys.stderr)
+            return 1
+        survivors, errors, started = [], [], time.monotonic()
+        for n, m in enumerate(chosen, 1):
+            target = copy / m.file
+            original = target.read_text(encoding="utf-8")
+            target.write_text(original.replace(m.find, m.replace), encoding="utf-8")
+            try:
+                code, seconds = _pytest(copy, m.tests, args.timeout)
+            finally:
+                target.write_text(original, encoding="utf-8")
+            verdict = {0: "SURVIVED", 1: "killed"}.get(code, f"error ({'timeout' if code == -1 else code})")
+            if code == 0:
+                survivors.append(m.name)
+            elif code != 1:
+                errors.append(m.name)
+            print(f"[{n:2d}/{len(chosen)}] {m.name:40s} {verdict:10s} {seconds:5.0f} s", flush=True)
+    killed = len(chosen) - len(survivors) - len(errors)
+    print(
+        f"\nscore: {killed}/{len(chosen)} killed ({100 * killed / len(chosen):.0f} %) in "
+        f"{(time.monotonic() - started) / 60:.1f} min"
+    )
+    if survivors:
+        print("survivors: " + ", ".join(survivors))
+    if errors:
+        print("errors (the tests could not run, which is not a kill): " + ", ".join(errors))
+    return 1 if survivors or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
