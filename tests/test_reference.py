@@ -119,9 +119,8 @@ def _edge_events() -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("reference")
+def build_corpus(root: Path) -> Path:
+    """A generated sample plus the rule-edge songs and events above, under ``root``."""
     generate(root, users=40, days=12, songs=300, seed=5, events=6000)
     for song in SONGS:
         folder = root / "song_data" / "E" / "D" / "G"
@@ -137,6 +136,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     edge_log.parent.mkdir(parents=True)
     edge_log.write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in _edge_events()) + "\n")
     return root
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_corpus(tmp_path_factory.mktemp("reference"))
 
 
 @pytest.fixture(scope="module")
