@@ -34,7 +34,6 @@ REPORT = "src/musicstream/sql/report/report.sql"
 QUERIES = "src/musicstream/sql/queries"
 RECORDS = "src/musicstream/extract/records.py"
 REFERENCE = "tests/test_reference.py"
-ORDER = "tests/test_order_independence.py"
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,6 @@ MUTATIONS = [
         MERGE,
         "    WHERE t.user_id = p.user_id AND t.session_id = p.session_id AND t.item_in_session = p.item_in_session",
         "    WHERE false",
-        (ORDER,),
     ),
     # --- rule 3: users
     Mutation(
@@ -80,7 +78,6 @@ MUTATIONS = [
         MERGE,
         "    WHERE (excluded.last_event_ts, excluded.last_session_id, excluded.last_item)\n        > (u.last_event_ts",
         "    WHERE (excluded.last_event_ts, excluded.last_session_id, excluded.last_item)\n        <> (u.last_event_ts",
-        (ORDER,),
     ),
     Mutation("rule3_no_unknown", RECORDS, "first or UNKNOWN_NAME", "first or 'unknown'"),
     # --- rule 4: time
@@ -138,14 +135,12 @@ MUTATIONS = [
         MERGE,
         "  AND (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id)\n  AND p.trackplay_id",
         "  AND false\n  AND p.trackplay_id",
-        (ORDER, "tests/test_rollups.py"),
     ),
     Mutation(
         "rule8_orphans_kept",
         MERGE,
         "DELETE FROM tracks t\nWHERE t.is_inferred",
         "DELETE FROM tracks t\nWHERE false AND t.is_inferred",
-        (ORDER,),
     ),
     # --- report figures
     Mutation(
