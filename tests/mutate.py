@@ -124,10 +124,16 @@ MUTATIONS = [
     ),
     Mutation("rule7_inferred_id_without_length", MERGE, "|| chr(31) || length_ms::text), 24)", "), 24)"),
     Mutation(
-        "rule7_largest_spelling",
+        "rule7_later_title_kept",
         MERGE,
-        'SELECT track_id, min(song_title COLLATE "C"), min(artist_id)',
-        'SELECT track_id, max(song_title COLLATE "C"), min(artist_id)',
+        '    SELECT n.track_id, min(n.song_title COLLATE "C") AS title',
+        '    SELECT n.track_id, max(n.song_title COLLATE "C") AS title',
+    ),
+    Mutation(
+        "rule7_later_artist_name_kept",
+        MERGE,
+        '    SELECT n.artist_id, min(n.artist_name COLLATE "C") AS name',
+        '    SELECT n.artist_id, max(n.artist_name COLLATE "C") AS name',
     ),
     # --- rule 8: late catalog
     Mutation(

@@ -142,12 +142,12 @@ def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
     _exec(conn, run, "resolve")
     conn.execute("ANALYZE resolution")
     added["artists"] += _exec(conn, run, "inferred_artists")
-    _exec(conn, run, "inferred_artist_names")
     added["tracks"] += _exec(conn, run, "inferred_tracks")
-    _exec(conn, run, "inferred_track_titles")
     added["play_names"] = _exec(conn, run, "insert_names")
     _exec(conn, run, "name_spellings")
     _exec(conn, run, "update_names")
+    _exec(conn, run, "inferred_artist_names")
+    _exec(conn, run, "inferred_track_titles")
     added["users"] = _scalar(conn, run, "merge_users")  # before the plays that reference them
     new_plays = _exec(conn, run, "insert_plays")
     added["trackplays"] = new_plays

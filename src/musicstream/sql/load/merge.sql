@@ -121,12 +121,6 @@ WHERE artist_inferred AND NOT EXISTS (SELECT 1 FROM artists a WHERE a.artist_id 
 GROUP BY artist_id
 ORDER BY artist_id;
 
--- name: inferred_artist_names
--- A known inferred artist takes a smaller spelling seen in this run (the name is the smallest spelling).
-UPDATE artists a SET name = r.name
-FROM (SELECT artist_id, min(artist_name COLLATE "C") AS name FROM resolution WHERE artist_inferred GROUP BY 1) r
-WHERE a.artist_id = r.artist_id AND a.is_inferred AND r.name < a.name COLLATE "C";
-
 -- name: inferred_tracks
 INSERT INTO tracks (track_id, title, artist_id, duration, is_inferred, title_key, artist_key)
 SELECT track_id, min(song_title COLLATE "C"), min(artist_id), min(length_ms) * 0.001, TRUE,
@@ -135,11 +129,6 @@ FROM resolution r
 WHERE track_inferred AND NOT EXISTS (SELECT 1 FROM tracks t WHERE t.track_id = r.track_id)
 GROUP BY track_id
 ORDER BY track_id;
-
--- name: inferred_track_titles
-UPDATE tracks t SET title = r.title
-FROM (SELECT track_id, min(song_title COLLATE "C") AS title FROM resolution WHERE track_inferred GROUP BY 1) r
-WHERE t.track_id = r.track_id AND t.is_inferred AND r.title < t.title COLLATE "C";
 
 -- name: insert_names
 -- New names with their resolution, in key order.
@@ -163,6 +152,35 @@ UPDATE play_names n
 SET track_id = r.track_id, artist_id = r.artist_id
 FROM resolution r
 WHERE n.name_id = r.name_id AND (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id);
+
+-- name: inferred_artist_names
+-- Rule 7: an inferred artist's name is the smallest spelling among the names resolving to it. The artists this
+-- run touched (new or re-resolved names, known names spelt anew) take it again, now that play_names is final.
+UPDATE artists a SET name = r.name
+FROM (
+    SELECT n.artist_id, min(n.artist_name COLLATE "C") AS name
+    FROM play_names n
+    WHERE n.artist_id IN (
+        SELECT artist_id FROM resolution
+        UNION SELECT k.artist_id FROM stage_names s JOIN play_names k USING (artist_key, title_key, length_ms)
+    )
+    GROUP BY 1
+) r
+WHERE a.artist_id = r.artist_id AND a.is_inferred AND r.name <> a.name COLLATE "C";
+
+-- name: inferred_track_titles
+-- Rule 7: an inferred track's title is the smallest spelling among the names resolving to it (as for artists).
+UPDATE tracks t SET title = r.title
+FROM (
+    SELECT n.track_id, min(n.song_title COLLATE "C") AS title
+    FROM play_names n
+    WHERE n.track_id IN (
+        SELECT track_id FROM resolution
+        UNION SELECT k.track_id FROM stage_names s JOIN play_names k USING (artist_key, title_key, length_ms)
+    )
+    GROUP BY 1
+) r
+WHERE t.track_id = r.track_id AND t.is_inferred AND r.title <> t.title COLLATE "C";
 
 -- name: merge_users
 -- Rule 3: a user's row carries the attributes of the user's latest event by (ts, session, item). Before the
