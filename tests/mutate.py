@@ -230,6 +230,18 @@ MUTATIONS = [
         "count(user_id) AS listeners",
     ),
     Mutation(
+        "query_artist_tracks_distinct",
+        f"{QUERIES}/artist_listeners.sql",
+        "count(DISTINCT p.track_id) AS tracks",
+        "count(p.track_id) AS tracks",
+    ),
+    Mutation(
+        "query_artist_case_sensitive",
+        f"{QUERIES}/artist_listeners.sql",
+        "WHERE lower(a.name) = lower(%(artist)s::text)",
+        "WHERE a.name = %(artist)s::text",
+    ),
+    Mutation(
         "query_hourly_percent",
         f"{QUERIES}/hourly_pattern.sql",
         "round(100.0 * coalesce(c.plays, 0)",

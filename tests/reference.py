@@ -358,7 +358,30 @@ def queries(star: Star, since: dt.date | None = None, until: dt.date | None = No
         paid = [p.ts for _, p in plays if p.user_id == u and p.tier == "paid"]
         if paid:
             converted[u] = Decimal(min(paid) - firsts[u].ts) / 86_400_000
+    listeners: dict[str, dict[int, list[Play]]] = defaultdict(lambda: defaultdict(list))
+    for k, p in plays:
+        name = star.artists[star.play_track[k][1]][0]
+        listeners[name.lower()][p.user_id].append(p)
+    by_artist = {
+        artist: sorted(
+            (
+                (
+                    u,
+                    *star.users[u][:2],
+                    star.users[u][3],
+                    len(ps),
+                    len({star.play_track[(p.user_id, p.session_id, p.item)][0] for p in ps}),
+                    min(p.start_time for p in ps),
+                    max(p.start_time for p in ps),
+                )
+                for u, ps in users.items()
+            ),
+            key=lambda r: (-r[4], r[0]),
+        )
+        for artist, users in listeners.items()
+    }
     return {
+        "artist_listeners": by_artist,
         "top_tracks": top,
         "hourly_pattern": hourly,
         "session_lengths": lengths,
