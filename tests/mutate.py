@@ -124,16 +124,16 @@ MUTATIONS = [
     ),
     Mutation("rule7_inferred_id_without_length", MERGE, "|| chr(31) || length_ms::text), 24)", "), 24)"),
     Mutation(
-        "rule7_later_title_kept",
+        "rule7_later_spelling_of_known_title_ignored",
         MERGE,
-        '    SELECT n.track_id, min(n.song_title COLLATE "C") AS title',
-        '    SELECT n.track_id, max(n.song_title COLLATE "C") AS title',
+        "SELECT n.track_id, n.song_title\n",
+        "SELECT n.track_id, NULL\n",
     ),
     Mutation(
-        "rule7_later_artist_name_kept",
+        "rule7_later_spelling_of_known_artist_ignored",
         MERGE,
-        '    SELECT n.artist_id, min(n.artist_name COLLATE "C") AS name',
-        '    SELECT n.artist_id, max(n.artist_name COLLATE "C") AS name',
+        "SELECT n.artist_id, n.artist_name\n",
+        "SELECT n.artist_id, NULL\n",
     ),
     # --- rule 8: late catalog
     Mutation(

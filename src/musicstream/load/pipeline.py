@@ -146,8 +146,8 @@ def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
     added["play_names"] = _exec(conn, run, "insert_names")
     _exec(conn, run, "name_spellings")
     _exec(conn, run, "update_names")
-    _exec(conn, run, "inferred_artist_names")
-    _exec(conn, run, "inferred_track_titles")
+    _exec(conn, run, "inferred_artist_names", ids)
+    _exec(conn, run, "inferred_track_titles", ids)
     added["users"] = _scalar(conn, run, "merge_users")  # before the plays that reference them
     new_plays = _exec(conn, run, "insert_plays")
     added["trackplays"] = new_plays

@@ -154,33 +154,36 @@ FROM resolution r
 WHERE n.name_id = r.name_id AND (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id);
 
 -- name: inferred_artist_names
--- Rule 7: an inferred artist's name is the smallest spelling among the names resolving to it. The artists this
--- run touched (new or re-resolved names, known names spelt anew) take it again, now that play_names is final.
+-- Rule 7: an inferred artist's name is the smallest spelling of the names resolving to it, in any load order:
+-- the names resolved in this run, and known names spelt in this run (play_names holds their smallest spelling
+-- by now, name_spellings).
 UPDATE artists a SET name = r.name
 FROM (
-    SELECT n.artist_id, min(n.artist_name COLLATE "C") AS name
-    FROM play_names n
-    WHERE n.artist_id IN (
-        SELECT artist_id FROM resolution
-        UNION SELECT k.artist_id FROM stage_names s JOIN play_names k USING (artist_key, title_key, length_ms)
-    )
+    SELECT artist_id, min(artist_name COLLATE "C") AS name FROM (
+        SELECT artist_id, artist_name FROM resolution WHERE artist_inferred
+        UNION ALL
+        SELECT n.artist_id, n.artist_name
+        FROM play_names n JOIN stage_names s USING (artist_key, title_key, length_ms)
+        WHERE n.name_id <= %(after_name)s
+    ) c
     GROUP BY 1
 ) r
-WHERE a.artist_id = r.artist_id AND a.is_inferred AND r.name <> a.name COLLATE "C";
+WHERE a.artist_id = r.artist_id AND a.is_inferred AND r.name < a.name COLLATE "C";
 
 -- name: inferred_track_titles
--- Rule 7: an inferred track's title is the smallest spelling among the names resolving to it (as for artists).
+-- Rule 7: an inferred track's title is the smallest spelling of the names resolving to it (as for artists).
 UPDATE tracks t SET title = r.title
 FROM (
-    SELECT n.track_id, min(n.song_title COLLATE "C") AS title
-    FROM play_names n
-    WHERE n.track_id IN (
-        SELECT track_id FROM resolution
-        UNION SELECT k.track_id FROM stage_names s JOIN play_names k USING (artist_key, title_key, length_ms)
-    )
+    SELECT track_id, min(song_title COLLATE "C") AS title FROM (
+        SELECT track_id, song_title FROM resolution WHERE track_inferred
+        UNION ALL
+        SELECT n.track_id, n.song_title
+        FROM play_names n JOIN stage_names s USING (artist_key, title_key, length_ms)
+        WHERE n.name_id <= %(after_name)s
+    ) c
     GROUP BY 1
 ) r
-WHERE t.track_id = r.track_id AND t.is_inferred AND r.title <> t.title COLLATE "C";
+WHERE t.track_id = r.track_id AND t.is_inferred AND r.title < t.title COLLATE "C";
 
 -- name: merge_users
 -- Rule 3: a user's row carries the attributes of the user's latest event by (ts, session, item). Before the
