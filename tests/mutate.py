@@ -81,8 +81,22 @@ MUTATIONS = [
     ),
     Mutation("rule3_no_unknown", RECORDS, "first or UNKNOWN_NAME", "first or 'unknown'"),
     # --- rule 4: time
-    Mutation("rule4_week_of_year", MERGE, "extract(week FROM start_time)", "extract(doy FROM start_time) / 7"),
-    Mutation("rule4_weekday_abbrev", MERGE, "to_char(start_time, 'FMDay')", "to_char(start_time, 'Dy')"),
+    Mutation("rule4_week_of_year", MERGE, "date_part('week', start_time)", "date_part('doy', start_time) / 7"),
+    Mutation("rule4_weekday_shifted", MERGE, "'Sunday', 'Monday'", "'Monday', 'Sunday'"),
+    Mutation(
+        "rollup_first_item_is_last",
+        MERGE,
+        "min(k.key) AS first_key",
+        "max(k.key) AS first_key",
+        (REFERENCE, "tests/test_rollups.py"),
+    ),
+    Mutation(
+        "rollup_item_sign_lost",
+        MERGE,
+        "+ p.item_in_session + 2147483648 AS key",
+        "+ abs(p.item_in_session) AS key",
+        (REFERENCE, "tests/test_rollups.py"),
+    ),
     # --- rule 5: catalog
     Mutation(
         "rule5_artist_largest_song",

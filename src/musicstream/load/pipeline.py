@@ -145,13 +145,18 @@ def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
     added["tracks"] += _exec(conn, run, "inferred_tracks")
     added["play_names"] = _exec(conn, run, "insert_names")
     _exec(conn, run, "name_spellings")
-    _exec(conn, run, "update_names")
+    moved_names = _exec(conn, run, "update_names")
     _exec(conn, run, "inferred_artist_names", ids)
     _exec(conn, run, "inferred_track_titles", ids)
     added["users"] = _scalar(conn, run, "merge_users")  # before the plays that reference them
-    new_plays = _exec(conn, run, "insert_plays")
+    new_plays = _exec(conn, run, "insert_plays", ids)
     added["trackplays"] = new_plays
-    added["play_names"] -= _exec(conn, run, "drop_unused_names", ids)
+    dropped = 0
+    if new_plays < run.staged_plays:  # only a duplicate's name can be left without a play
+        dropped = _exec(conn, run, "drop_unused_names", ids)
+        added["play_names"] -= dropped
+    else:
+        point("merge:drop_unused_names")  # the step is a no-op; its crash point stays where it was
     added["timetb"] = _exec(conn, run, "insert_time", ids)
     _exec(conn, run, "rollup_sessions", ids)
     _exec(conn, run, "rollup_hours", ids)
@@ -164,8 +169,12 @@ def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
         _exec(conn, run, "moved_sessions", ids)
         moved = _exec(conn, run, "reresolve_plays", ids)
         _exec(conn, run, "recount_catalog_plays")
-    added["tracks"] -= _exec(conn, run, "delete_orphan_tracks")
-    added["artists"] -= _exec(conn, run, "delete_orphan_artists")
+    if dropped or moved_names:  # a track or artist loses its last name only when a name goes or moves
+        added["tracks"] -= _exec(conn, run, "delete_orphan_tracks")
+        added["artists"] -= _exec(conn, run, "delete_orphan_artists")
+    else:
+        point("merge:delete_orphan_tracks")
+        point("merge:delete_orphan_artists")
     result.rows_added.update(added)
     result.rows_added["plays_moved_to_catalog"] = moved
     result.records_loaded = new_plays + new_tracks
@@ -261,7 +270,7 @@ def run_load(
             run.progress.start(sum(f.size for f in files), len(files))
             try:
                 with conn.transaction():
-                    conn.execute("SET LOCAL work_mem = '128MB'")  # room for the merge's hashes and sorts
+                    conn.execute("SET LOCAL work_mem = '512MB'")  # room for the merge's hashes and sorts
                     if options.statement_timeout:
                         timeout_ms = str(max(1, round(options.statement_timeout * 1000)))
                         conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))

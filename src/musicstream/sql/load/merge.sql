@@ -211,7 +211,7 @@ SELECT DISTINCT ON (p.user_id, p.session_id, p.item_in_session)
        p.session_id, p.item_in_session, p.location, p.user_agent, n.name_id
 FROM stage_plays p
 JOIN play_names n USING (artist_key, title_key, length_ms)
-WHERE NOT EXISTS (
+WHERE %(after_play)s = 0 OR NOT EXISTS (  -- no plays before this run: nothing to look up
     SELECT 1 FROM trackplays t
     WHERE t.user_id = p.user_id AND t.session_id = p.session_id AND t.item_in_session = p.item_in_session
 )
@@ -223,27 +223,37 @@ DELETE FROM play_names n
 WHERE n.name_id > %(after_name)s AND NOT EXISTS (SELECT 1 FROM trackplays p WHERE p.name_id = n.name_id);
 
 -- name: insert_time
--- Rule 4: one row per distinct start time of the plays this run added, in UTC.
+-- Rule 4: one row per distinct start time of the plays this run added, in UTC (date_part: a double, cheaper than
+-- extract's numeric; the weekday's English name as to_char's 'FMDay' gives it, whatever the server's locale).
 INSERT INTO timetb (start_time, hour, day, week, month, year, weekday)
-SELECT start_time, extract(hour FROM start_time), extract(day FROM start_time), extract(week FROM start_time),
-       extract(month FROM start_time), extract(year FROM start_time), to_char(start_time, 'FMDay')
+SELECT start_time, date_part('hour', start_time), date_part('day', start_time), date_part('week', start_time),
+       date_part('month', start_time), date_part('year', start_time),
+       (ARRAY['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'])
+           [date_part('dow', start_time)::int + 1]
 FROM (SELECT DISTINCT start_time FROM trackplays WHERE trackplay_id > %(after_play)s) s
 WHERE NOT EXISTS (SELECT 1 FROM timetb t WHERE t.start_time = s.start_time)
 ORDER BY start_time;
 
 -- name: rollup_sessions
 -- The report's rollups (schema 0006) take the plays this run added: aggregated per row, then added to the row
--- already there (counts summed, the earlier first play and the later last play kept).
+-- already there (counts summed, the earlier first play and the later last play kept). A hash aggregate, no sort:
+-- the first and last item are the smallest and largest (millisecond of the day, item) packed into one bigint
+-- (86,400,000 ms × 2^32 fits), and the text keys are grouped by bytes ("C"): equality is all a group needs.
 INSERT INTO rollup_sessions AS r (day, tier, user_id, session_id, location, user_agent, plays, length_ms,
                                   catalog_plays, first_play, first_item, last_play, last_item)
 SELECT day, tier, user_id, session_id, location, user_agent, plays, length_ms, catalog_plays,
-       first_play, items[1], last_play, items[cardinality(items)]
+       first_play, (mod(first_key, 4294967296) - 2147483648)::int, last_play, (mod(last_key, 4294967296) - 2147483648)::int
 FROM (
-    SELECT p.start_time::date AS day, p.tier, p.user_id, p.session_id, p.location, p.user_agent,
+    SELECT p.start_time::date AS day, p.tier COLLATE "C" AS tier, p.user_id, p.session_id,
+           p.location COLLATE "C" AS location, p.user_agent COLLATE "C" AS user_agent,
            count(*) AS plays, sum(n.length_ms) AS length_ms, count(*) FILTER (WHERE NOT t.is_inferred) AS catalog_plays,
            min(p.start_time) AS first_play, max(p.start_time) AS last_play,
-           array_agg(p.item_in_session ORDER BY p.start_time, p.item_in_session) AS items
+           min(k.key) AS first_key, max(k.key) AS last_key
     FROM trackplays p
+    CROSS JOIN LATERAL (
+        SELECT round(date_part('epoch', p.start_time - p.start_time::date) * 1000)::bigint * 4294967296
+               + p.item_in_session + 2147483648 AS key
+    ) k
     JOIN play_names n USING (name_id)
     LEFT JOIN tracks t ON t.track_id = p.track_id
     WHERE p.trackplay_id > %(after_play)s
