@@ -23,10 +23,10 @@ from typing import Any
 
 import psycopg
 
+from musicstream import run_load
 from musicstream.config import Settings
 from musicstream.db.connection import Database
 from musicstream.db.schema import initialize
-from musicstream.load import run_load
 
 KEYS = [
     ("user_id", "k_users", "user_id"),

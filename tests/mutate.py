@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MERGE = "src/musicstream/sql/load/merge.sql"
 REPORT = "src/musicstream/sql/report/report.sql"
 QUERIES = "src/musicstream/sql/queries"
-RECORDS = "src/musicstream/extract/records.py"
+RECORDS = "src/musicstream/transform/records.py"
 REFERENCE = "tests/test_reference.py"
 
 
@@ -51,7 +51,6 @@ MUTATIONS = [
     Mutation(
         "rule1_ms_truncated", "src/musicstream/transform/normalize.py", "round(seconds * 1000)", "int(seconds * 1000)"
     ),
-    Mutation("rule1_fast_ms_truncated", RECORDS, "round(length * 1000)", "int(length * 1000)"),
     # --- rule 2: duplicates
     Mutation(
         "rule2_latest_event_wins",
@@ -68,7 +67,7 @@ MUTATIONS = [
     # --- rule 3: users
     Mutation(
         "rule3_earliest_event",
-        "src/musicstream/extract/records.py",
+        "src/musicstream/transform/records.py",
         "event[:3] > current[:3]",
         "event[:3] < current[:3]",
     ),

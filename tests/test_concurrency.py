@@ -12,9 +12,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from conftest import rows
+from musicstream import LoadOptions, run_load
 from musicstream.cli import cli
 from musicstream.db.connection import Database
-from musicstream.load import LoadOptions, run_load
 from test_order_independence import snapshot
 
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from conftest import UDACITY, _fresh_database, rows
+from musicstream import LoadOptions, run_load
 from musicstream.checks import run_checks
 from musicstream.config import Settings
 from musicstream.db.connection import Database
-from musicstream.load import LoadOptions, run_load
 from test_order_independence import reset, snapshot
 
 DAYS = ("2018-11-02", "2018-11-05", "2018-11-13", "2018-11-21", "2018-11-28", "2018-11-30")

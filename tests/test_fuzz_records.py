@@ -9,9 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from musicstream.extract.records import Reject, Skip, Song, iter_json_values, parse_event, parse_song
+from musicstream.extract.values import Reject, iter_json_values
 from musicstream.load.rejects import raw_text
 from musicstream.transform.normalize import length_ms, name_key
+from musicstream.transform.records import Skip, Song, parse_event, parse_song
 
 OUTCOMES = (tuple, Skip, Reject)
 json_values = st.recursive(

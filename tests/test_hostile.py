@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import rows
+from musicstream import LoadOptions, run_load
 from musicstream.db.connection import Database
-from musicstream.load import LoadOptions, run_load
 from test_rejects import event
 
 GOOD = json.dumps(event(itemInSession=1))

@@ -17,13 +17,13 @@ import pytest
 from psycopg import errors, sql
 
 from conftest import rows
+from musicstream import LoadOptions, run_load
 from musicstream.config import Settings
 from musicstream.db import roles as db_roles
 from musicstream.db.connection import Database
 from musicstream.db.schema import initialize, migrate
 from musicstream.db.sqlfiles import named_statements, read_sql
 from musicstream.errors import LoadError
-from musicstream.load import LoadOptions, run_load
 from test_rejects import event
 
 # The seed's model as SEMANTICS.md spells it, written out by hand: (table, column) → (type, NOT NULL).

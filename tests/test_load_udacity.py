@@ -6,9 +6,9 @@ import hashlib
 from pathlib import Path
 
 from conftest import rows, scalar
+from musicstream import LoadOptions, run_load
 from musicstream.checks import run_checks
 from musicstream.db.connection import Database
-from musicstream.load import LoadOptions, run_load
 
 PLAYS = "SELECT user_id, session_id, item_in_session, track_id, artist_id FROM trackplays ORDER BY 1, 2, 3"
 STAR = ("trackplays", "users", "tracks", "artists", "timetb")

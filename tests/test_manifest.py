@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from conftest import rows, scalar
+from musicstream import LoadOptions, run_load
 from musicstream.db.connection import Database
-from musicstream.load import LoadOptions, run_load
 
 HOUR_NS = 3600 * 10**9
 

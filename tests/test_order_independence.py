@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import UDACITY, rows
+from musicstream import run_load
 from musicstream.db.connection import Database
-from musicstream.load import run_load
 
 DAYS = ("2018-11-02", "2018-11-05", "2018-11-21", "2018-11-28")
 LATE_SONGS = [

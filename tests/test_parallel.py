@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from conftest import rows
+from musicstream import LoadOptions, run_load
 from musicstream.db.connection import Database
-from musicstream.load import LoadOptions, run_load
-from musicstream.load import stage as stage_module
+from musicstream.engines import local as stage_module
 from test_order_independence import snapshot
 from test_rejects import event
 

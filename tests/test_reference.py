@@ -15,10 +15,10 @@ import pytest
 
 import reference
 from conftest import rows
+from musicstream import LoadOptions, run_load
 from musicstream import queries as curated
 from musicstream.db.connection import Database
 from musicstream.generate import generate
-from musicstream.load import LoadOptions, run_load
 from musicstream.report import ReportFilters, build_report
 
 T0 = 1543190400000  # 2018-11-26 00:00:00 UTC, a Monday

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import rows, scalar
+from musicstream import LoadOptions, run_load
 from musicstream.db.connection import Database
 from musicstream.errors import TooManyRejects
-from musicstream.load import LoadOptions, run_load
 
 
 def event(**overrides: object) -> dict[str, object]:

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import UDACITY
+from musicstream import run_load
 from musicstream.cli import cli
 from musicstream.db.connection import Database
-from musicstream.load import run_load
 from musicstream.report import ReportFilters, build_report
 
 

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from playwright.sync_api import sync_playwright
 
 from conftest import ROOT, UDACITY
+from musicstream import run_load
 from musicstream.cli import cli
 from musicstream.db.connection import Database
-from musicstream.load import run_load
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

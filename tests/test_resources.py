@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import rows
+from musicstream import LoadOptions, run_load
 from musicstream.db.connection import Database
 from musicstream.errors import TooManyRejects
-from musicstream.load import LoadOptions, run_load
 from test_rejects import write_log
 
 

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import rows
+from musicstream import run_load
 from musicstream.db.connection import Database
 from musicstream.db.schema import migrate
-from musicstream.load import run_load
 from musicstream.report import ReportFilters, build_report
 from musicstream.report import build as report_build
 from test_keys import back_to_version_6

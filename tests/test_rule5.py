@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from conftest import rows
+from musicstream import run_load
 from musicstream.db.connection import Database
-from musicstream.load import run_load
 from test_order_independence import reset
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from conftest import rows, upload_tree
+from musicstream import run_load
 from musicstream.db.connection import Database
 from musicstream.errors import InputError
 from musicstream.extract.files import discover
-from musicstream.load import run_load
 from test_order_independence import snapshot
 
 

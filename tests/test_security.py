@@ -9,10 +9,10 @@ from typing import Any
 from click.testing import CliRunner
 
 from conftest import PG15_PASSWORD, rows
+from musicstream import run_load
 from musicstream.cli import cli
 from musicstream.config import Settings
 from musicstream.db.connection import Database
-from musicstream.load import run_load
 from test_rejects import event
 
 NASTY = [

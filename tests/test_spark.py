@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from conftest import _fresh_database, rows
+from musicstream import LoadOptions, LoadResult, run_load
 from musicstream.config import Settings
 from musicstream.db.connection import Database
-from musicstream.load import LoadOptions, LoadResult, run_load
 from test_order_independence import snapshot
 
 SPARK = LoadOptions(engine="spark")

@@ -1,7 +1,37 @@
 """musicstream: a music-streaming app's JSON song files and event logs → a PostgreSQL star schema.
 
-Library entry points: :func:`musicstream.load.run_load`, :class:`musicstream.db.connection.Database`,
-:class:`musicstream.config.Settings`.
+Library entry points: :func:`musicstream.run_load` (with :class:`musicstream.LoadOptions`, returning a
+:class:`musicstream.LoadResult`), :class:`musicstream.db.connection.Database`, :class:`musicstream.config.Settings`.
+
+The package reads as the pipeline: ``extract`` (files and bytes → JSON values and fields), ``transform`` (the
+rules of the data contract on one record), ``engines`` (local processes or Spark: files → staging tables),
+``load`` (one run: lock, merge, commit), ``db`` (connections, schema, bulk helpers), ``report`` and ``queries``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+__all__ = ["LoadOptions", "LoadResult", "run_load"]
+
+if TYPE_CHECKING:
+    from musicstream.engines import run_load
+    from musicstream.load.pipeline import LoadOptions
+    from musicstream.load.stats import LoadResult
+
+
+def __getattr__(name: str) -> Any:  # imported on first use: `import musicstream` stays cheap for the CLI
+    if name == "run_load":
+        from musicstream.engines import run_load
+
+        return run_load
+    if name == "LoadOptions":
+        from musicstream.load.pipeline import LoadOptions
+
+        return LoadOptions
+    if name == "LoadResult":
+        from musicstream.load.stats import LoadResult
+
+        return LoadResult
+    raise AttributeError(f"module 'musicstream' has no attribute {name!r}")

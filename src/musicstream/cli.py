@@ -211,8 +211,8 @@ def load(
       musicstream load --engine spark data/
       musicstream load --engine spark --output parquet:lake/ data/
     """
+    from musicstream import LoadOptions, run_load
     from musicstream.console import RichProgress, load_summary
-    from musicstream.load import LoadOptions, run_load
 
     if master and engine != "spark":
         raise click.UsageError("--master needs --engine spark")

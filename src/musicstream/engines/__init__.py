@@ -1,8 +1,9 @@
-"""Engines that run a load: the local engine (worker processes, load/stage.py) and Apache Spark.
+"""Engines that run a load, behind one interface (``load.state.Engine``): the local engine (worker processes,
+``engines/local.py``) and Apache Spark (``engines/spark.py``, executors run ``engines/tasks.py``).
 
-Both read files with the same parser (load/parse.py), so records, rejects and reasons are the same whatever
-the engine. PySpark is an optional extra: only ``engines/spark.py`` imports it, and only after
-``require_spark`` has checked that it and a Java runtime are there.
+Both read files with the same reader (``engines/read.py``), so records, rejects and reasons are the same whatever
+the engine, and both fill the same staging tables that the run then merges. PySpark is an optional extra: only
+``engines/spark.py`` imports it, and only after ``require_spark`` has checked that it and a Java runtime are there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import TYPE_CHECKING
 from musicstream.errors import EngineError
 
 if TYPE_CHECKING:
+    from musicstream.db.connection import Database
+    from musicstream.load.pipeline import LoadOptions
+    from musicstream.load.state import Engine, Progress
     from musicstream.load.stats import LoadResult
 
 ENGINES = ("local", "spark")
@@ -66,3 +70,30 @@ def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = No
     if "://" not in out:
         out = os.path.abspath(out)
     return spark.write_parquet(paths, out, master)
+
+
+def engine_for(db: Database, options: LoadOptions) -> Engine:
+    """The engine ``options.engine`` names, ready to run (for Spark: checked first, then its session started)."""
+    if options.engine == "local":
+        from musicstream.engines.local import LocalEngine
+
+        return LocalEngine(options.workers)
+    if options.engine != "spark":
+        raise EngineError(f"unknown engine {options.engine!r}: choose one of {', '.join(ENGINES)}")
+    require_spark()
+    from musicstream.engines.spark import SparkEngine
+
+    return SparkEngine(db, options.master)
+
+
+def run_load(
+    db: Database,
+    paths: Sequence[str | Path],
+    options: LoadOptions | None = None,
+    progress: Progress | None = None,
+) -> LoadResult:
+    """Load the song and log files under ``paths`` into the star schema, as one atomic run."""
+    from musicstream.load.pipeline import LoadOptions, run
+
+    options = options or LoadOptions()
+    return run(db, engine_for(db, options), paths, options, progress)

@@ -6,7 +6,7 @@ with the local engine's parser (``engines/tasks.py``), so records and rejects ar
 
 - PostgreSQL output: executors COPY their rows into unlogged tables of a staging schema of the run's own;
   Spark picks each user's latest event; then the load's one transaction runs the local engine's merge SQL on
-  those rows and drops the schema (``load/pipeline.py`` drives it, through ``SparkStaging``).
+  those rows and drops the schema (``load/pipeline.py`` drives it, through ``SparkEngine``).
 - Parquet output: Spark computes the whole star schema (``sql/spark/star.sql``) and writes a Parquet lake.
 """
 
@@ -44,8 +44,10 @@ from musicstream.engines.tasks import (
 )
 from musicstream.errors import ConfigError, EngineError, InputError
 from musicstream.extract.files import HADOOP_SCHEMES, InputFile, _kind_from_parts, discover, in_hidden_folder
-from musicstream.load.parse import peak_rss_mb
-from musicstream.load.stats import LoadResult
+from musicstream.load.faults import point
+from musicstream.load.staging import create_staging
+from musicstream.load.state import RunState
+from musicstream.load.stats import LoadResult, peak_rss_mb
 
 DEFAULT_MASTER = "local[2]"
 HADOOP_SPECIAL = ",{}[]*?\\"  # characters Spark's binaryFiles reads as list separators or glob patterns
@@ -238,8 +240,8 @@ def _conninfo_for(db: Database, master: str) -> str:
     return conninfo
 
 
-class SparkStaging:
-    """The Spark engine's part of ``run_load``: list the files, then stage them through Spark."""
+class SparkEngine:
+    """The Spark engine (``load.state.Engine``): list the files, then stage them through Spark's executors."""
 
     name = "spark"
 
@@ -263,14 +265,17 @@ class SparkStaging:
             for (name,) in leftovers:
                 admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
             with admin.transaction():
+                create_staging(admin)  # the one definition; the schema's tables copy it (LIKE)
                 for statement in statements("spark/staging"):
                     admin.execute(sql.SQL(statement).format(schema=sql.Identifier(schema)))
         self.schema = schema
         return schema
 
-    def stage(self, conn: psycopg.Connection[Any], run: Any, files: Sequence[InputFile], full: bool) -> None:
+    def stage(
+        self, conn: psycopg.Connection[Any], run: RunState, files: Sequence[InputFile], full: bool, started_ns: int
+    ) -> None:
         """Fill the run's staging schema through Spark, then point the transaction's search_path at it."""
-        result: LoadResult = run.result
+        result = run.result
         known: dict[str, tuple[int, str]] = {
             path: (size, digest)
             for path, size, digest in conn.execute(
@@ -278,6 +283,7 @@ class SparkStaging:
             )
         }
         schema = self._create_schema(result.run_id)
+        point("staging-tables")
         run.progress.phase("reading with Spark")
         parse = functools.partial(stage_partition, conninfo=self.conninfo, schema=schema, env=aws_environment())
         staged = _inputs(self.spark, files, known, full).mapPartitionsWithIndex(parse)

@@ -1,7 +1,7 @@
 """What Spark executors run, in plain Python (no Spark import): read whole input files with the local engine's
 parser, then either COPY the staging rows into PostgreSQL or hand back typed rows for DataFrames.
 
-Reading goes through ``load.parse.run_task``, so a file's records, rejects (line and reason), counts and SHA-256
+Reading goes through ``engines.read.run_task``, so a file's records, rejects (line and reason), counts and SHA-256
 are exactly those of the local engine. A unit of work is one log file, or a batch of song files.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from musicstream.load.parse import DigestTask, LogTask, Parsed, SongTask, run_task
-from musicstream.load.stage import PLAY_COLUMNS, SONG_COLUMNS, USER_COLUMNS
+from musicstream.engines.read import DigestTask, LogTask, Parsed, SongTask, run_task
+from musicstream.load.staging import PLAY_COLUMNS, SONG_COLUMNS, USER_COLUMNS
 
 # The driver passes these to executors when it has them, so that executors read s3:// as the driver would.
 AWS_VARIABLES = (

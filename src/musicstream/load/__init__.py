@@ -1,6 +1,10 @@
-"""Loading: extract → stage (COPY) → merge (set-based SQL), one transaction per run."""
+"""A load run: lock → audit row → the engine stages the files → merge (set-based SQL) → commit, one transaction.
 
-from musicstream.load.pipeline import LoadOptions, run_load
+``musicstream.run_load`` is the entry point; it picks the engine (``musicstream.engines``) and calls ``run``.
+"""
+
+from musicstream.load.pipeline import LoadOptions, run
+from musicstream.load.state import Engine, RunState
 from musicstream.load.stats import LoadResult
 
-__all__ = ["LoadOptions", "LoadResult", "run_load"]
+__all__ = ["Engine", "LoadOptions", "LoadResult", "RunState", "run"]

@@ -1,4 +1,4 @@
-"""One load run: find files → skip the unchanged → parse and COPY into staging → merge → commit.
+"""One load run: the engine lists and stages the files → merge → commit.
 
 Everything from staging to the manifest happens in one transaction, so a run that fails or is killed leaves
 the tables as they were (rule 11), and a file is in the manifest exactly when its rows are in the tables.
@@ -21,13 +21,11 @@ from musicstream.config import mask_error
 from musicstream.db.bulk import defer_indexes, rebuild_indexes
 from musicstream.db.connection import Database
 from musicstream.db.schema import require_schema
-from musicstream.db.sqlfiles import named_statements, statements
+from musicstream.db.sqlfiles import named_statements
 from musicstream.errors import LoadError, MusicstreamError, TooManyRejects
-from musicstream.extract.files import InputFile, discover
 from musicstream.load.faults import point
-from musicstream.load.parse import peak_rss_mb
-from musicstream.load.stage import Known, Progress, Staging, copy_bookkeeping, stage_files
-from musicstream.load.stats import LoadResult
+from musicstream.load.state import Engine, Progress, RunState
+from musicstream.load.stats import LoadResult, peak_rss_mb
 
 LOAD_LOCK = 0x6D736C6F6164  # "msload": one load at a time per database
 
@@ -49,9 +47,9 @@ class LoadOptions:
 
     ``full`` re-reads files the manifest lists as unchanged; ``max_rejects`` turns more rejects than that into
     a failed (rolled back) run; ``wait`` waits for another load on the same database instead of failing;
-    ``workers`` is the number of parsing processes (default: one per core); ``statement_timeout`` (seconds)
-    fails the run when one statement takes longer. ``engine`` "spark" reads and stages the files with Spark
-    (``master``: its master URL, ``local[2]`` by default), then merges with the same SQL.
+    ``workers`` is the number of parsing processes of the local engine (default: one per core);
+    ``statement_timeout`` (seconds) fails the run when one statement takes longer. ``engine`` "spark" reads and
+    stages the files with Spark (``master``: its master URL, ``local[2]`` by default); the merge is the same.
     """
 
     full: bool = False
@@ -61,33 +59,6 @@ class LoadOptions:
     statement_timeout: float | None = None
     engine: str = "local"
     master: str | None = None
-
-
-def _engine(db: Database, options: LoadOptions) -> Any:
-    """None for the local engine; for Spark, its staging (checked first: PySpark and Java must be there)."""
-    if options.engine == "local":
-        return None
-    from musicstream.engines import require_spark
-
-    require_spark()
-    from musicstream.engines.spark import SparkStaging
-
-    return SparkStaging(db, options.master)
-
-
-def _stage(
-    conn: psycopg.Connection[Any], staging: Staging, files: Sequence[InputFile], options: LoadOptions, started_ns: int
-) -> None:
-    known: Known = {
-        path: (size, digest, mtime_ns)
-        for path, size, digest, mtime_ns in conn.execute(
-            "SELECT path, size_bytes, sha256, mtime_ns FROM loaded_files WHERE path = ANY(%s)",
-            ([f.path for f in files],),
-        )
-    }
-    manifest = stage_files(conn, staging, files, known, options.full, options.workers, started_ns)
-    point("bookkeeping")
-    copy_bookkeeping(conn, staging, manifest)
 
 
 _EXPLAIN = os.environ.get("MUSICSTREAM_EXPLAIN")  # profiling aid: append each merge step's plan to this file
@@ -106,7 +77,7 @@ def _explain(conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | 
         raise psycopg.Rollback()
 
 
-def _scalar(conn: psycopg.Connection[Any], run: Staging, name: str, params: dict[str, Any] | None = None) -> int:
+def _scalar(conn: psycopg.Connection[Any], run: RunState, name: str, params: dict[str, Any] | None = None) -> int:
     point(f"merge:{name}")
     _explain(conn, name, params)
     started = time.perf_counter()
@@ -115,7 +86,7 @@ def _scalar(conn: psycopg.Connection[Any], run: Staging, name: str, params: dict
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _exec(conn: psycopg.Connection[Any], run: Staging, name: str, params: dict[str, Any] | None = None) -> int:
+def _exec(conn: psycopg.Connection[Any], run: RunState, name: str, params: dict[str, Any] | None = None) -> int:
     point(f"merge:{name}")
     _explain(conn, name, params)
     started = time.perf_counter()
@@ -124,7 +95,7 @@ def _exec(conn: psycopg.Connection[Any], run: Staging, name: str, params: dict[s
     return cur.rowcount
 
 
-def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
+def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
     result = run.result
     run.progress.phase("merging")
     row = conn.execute(named_statements("load/merge")["max_ids"]).fetchone()
@@ -181,7 +152,7 @@ def _merge(conn: psycopg.Connection[Any], run: Staging) -> None:
     result.duplicates = (run.staged_plays - new_plays) + (run.staged_songs - new_tracks)
 
 
-def _finish(conn: psycopg.Connection[Any], run: Staging) -> None:
+def _finish(conn: psycopg.Connection[Any], run: RunState) -> None:
     params = {"run_id": run.result.run_id}
     _exec(conn, run, "refresh_mtimes")
     _exec(conn, run, "replace_rejects")
@@ -238,20 +209,23 @@ def _lock(conn: psycopg.Connection[Any], wait: bool) -> None:
         raise LoadError("another load is running on this database; try again later, or drop --no-wait to wait")
 
 
-def run_load(
+def run(
     db: Database,
+    engine: Engine,
     paths: Sequence[str | Path],
     options: LoadOptions | None = None,
     progress: Progress | None = None,
 ) -> LoadResult:
-    """Load the song and log files under ``paths`` into the star schema, as one atomic run."""
+    """Load the song and log files under ``paths`` into the star schema, as one atomic run, staged by ``engine``.
+
+    ``musicstream.run_load`` picks the engine from the options and calls this.
+    """
     options = options or LoadOptions()
     started = time.monotonic()
     started_ns = time.time_ns()  # before the files are listed: their modification times are compared with it
-    spark = _engine(db, options)
-    files = spark.discover(paths) if spark else discover(paths)
+    files = engine.discover(paths)
     result = LoadResult(files_found=len(files))
-    run = Staging(result, progress or _NoProgress())
+    run = RunState(result, progress or _NoProgress())
     try:
         with db.connect(autocommit=True) as conn:
             require_schema(conn)
@@ -260,7 +234,7 @@ def run_load(
             conn.execute("UPDATE etl_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'")
             row = conn.execute(
                 "INSERT INTO etl_runs (full_reload, engine) VALUES (%s, %s) RETURNING run_id",
-                (options.full, options.engine),
+                (options.full, engine.name),
             ).fetchone()
             assert row is not None
             result.run_id = int(row[0])
@@ -274,14 +248,8 @@ def run_load(
                     if options.statement_timeout:
                         timeout_ms = str(max(1, round(options.statement_timeout * 1000)))
                         conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))
-                    for statement in [] if spark else statements("load/staging"):
-                        conn.execute(statement)  # our own trusted .sql file
-                    point("staging-tables")
                     started_stage = time.perf_counter()
-                    if spark:
-                        spark.stage(conn, run, files, options.full)
-                    else:
-                        _stage(conn, run, files, options, started_ns)
+                    engine.stage(conn, run, files, options.full, started_ns)
                     result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
                     _merge(conn, run)
                     _finish(conn, run)
@@ -290,8 +258,7 @@ def run_load(
                             f"{result.rejected} records were rejected, more than --max-rejects {options.max_rejects}; "
                             "nothing was loaded. Fix the input, or raise --max-rejects"
                         )
-                    if spark:
-                        spark.before_commit(conn)
+                    engine.before_commit(conn)
                     result.status = "succeeded"
                     result.seconds = round(time.monotonic() - started, 3)
                     _update_run(conn, result)
@@ -322,8 +289,7 @@ def run_load(
                     with contextlib.suppress(psycopg.Error), conn.transaction():
                         rebuild_indexes(conn)  # the tables are as before the run: give back what was deferred
                 run.rejects.close()
-                if spark:
-                    spark.after_failure()
+                engine.after_failure()
                 if isinstance(exc, MusicstreamError):
                     raise
                 if isinstance(exc, psycopg.Error):

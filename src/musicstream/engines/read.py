@@ -1,4 +1,4 @@
-"""Parsing work that runs in worker processes: files (or line-aligned slices of big files) → COPY-ready CSV.
+"""Reading files into staging rows, for both engines: files (or line-aligned slices of big files) → COPY-ready CSV.
 
 Each task returns plain data (bytes, counts, the latest event per user, rejects), so that the main process only
 streams bytes to PostgreSQL while the workers parse: parsing and the database's ingest use different cores.
@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from musicstream.extract.files import BOM, open_input
-from musicstream.extract.records import Reject, Skip, UserEvent, iter_json_values, keep_latest, parse_event, parse_song
+from musicstream.extract.values import Reject, iter_json_values
 from musicstream.load.rejects import raw_text
+from musicstream.load.stats import peak_rss_mb
+from musicstream.transform.records import Skip, UserEvent, keep_latest, parse_event, parse_song
 
 READ_ERRORS = (OSError, EOFError, zlib.error, gzip.BadGzipFile)
 # csv quotes a field holding any character of the line terminator: with "\r\n", a lone carriage return inside a
@@ -55,18 +57,6 @@ class FileOutcome:
     records: int = 0
     rejects: int = 0
     digest: str | None = None
-
-
-def peak_rss_mb(pid: int | str = "self") -> float:
-    """A process's peak resident memory (VmHWM), in MB (this one by default); 0 where /proc does not tell."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 @dataclass

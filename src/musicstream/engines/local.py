@@ -1,4 +1,4 @@
-"""Staging: decide which files to read, parse them in worker processes, stream the rows into COPY.
+"""The local engine: decide which files to read, parse them in worker processes, stream the rows into COPY.
 
 Workers (one per core by default) parse files, or line-aligned slices of big files, into CSV; the main process
 writes each result to PostgreSQL in file order while the next ones are parsed. At most ``2 × workers`` results
@@ -12,17 +12,17 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import psycopg
 
-from musicstream.extract.files import InputFile
-from musicstream.extract.records import UserEvent, keep_latest
+from musicstream.engines.read import DigestTask, LogTask, Parsed, SongTask, run_task
+from musicstream.extract.files import InputFile, discover
 from musicstream.load.faults import point
-from musicstream.load.parse import DigestTask, LogTask, Parsed, SongTask, run_task
-from musicstream.load.rejects import RejectSink
-from musicstream.load.stats import LoadResult
+from musicstream.load.staging import PLAY_COLUMNS, SONG_COLUMNS, USER_COLUMNS, create_staging
+from musicstream.load.state import Known, ManifestRow, RunState
 
 SLICE_BYTES = 32 << 20  # plain log files bigger than this are parsed in slices of this size
 SONGS_PER_TASK = 256
@@ -30,26 +30,6 @@ SERIAL_BELOW_BYTES = 4 << 20  # smaller inputs are parsed in-process: starting w
 # A modification time is trusted for the next run's quick check only when it is older than the run by this much:
 # a file written again within one tick of the file system's clock could keep its time (git's "racy" case).
 RECENT_NS = 2_000_000_000
-
-Known = dict[str, tuple[int, str, int | None]]  # path → size, SHA-256, modification time (ns) in the manifest
-ManifestRow = tuple[str, str, int, str, int, int, int | None]
-
-PLAY_COLUMNS = (
-    "user_id, session_id, item_in_session, ts, tier, location, user_agent, "
-    "song_title, artist_name, length_ms, title_key, artist_key"
-)
-SONG_COLUMNS = (
-    "track_id, title, artist_id, artist_name, year, duration, location, latitude, longitude, title_key, artist_key"
-)
-USER_COLUMNS = "ts, session_id, item_in_session, user_id, first_name, last_name, gender, tier"
-
-
-class Progress(Protocol):
-    """Where a run reports progress (a rich bar on a terminal, nothing otherwise)."""
-
-    def start(self, total_bytes: int, files: int) -> None: ...
-    def advance(self, nbytes: int) -> None: ...
-    def phase(self, name: str) -> None: ...
 
 
 @dataclass
@@ -61,24 +41,6 @@ class _FileState:
     rejects: int = 0
     digest: str | None = None
     lines_before: int = 0  # physical lines of the slices already handled
-
-
-@dataclass
-class Staging:
-    """What staging gathered for the merge and the bookkeeping."""
-
-    result: LoadResult
-    progress: Progress
-    rejects: RejectSink = field(default_factory=RejectSink)
-    users: dict[int, UserEvent] = field(default_factory=dict)
-    mtimes: list[tuple[str, int]] = field(default_factory=list)  # unchanged files whose time the manifest lacks
-    staged_songs: int = 0
-    staged_plays: int = 0
-    tasks_done: int = 0
-
-    def see_users(self, users: dict[int, UserEvent]) -> None:
-        for event in users.values():
-            keep_latest(self.users, event)
 
 
 class _Inline(Executor):
@@ -97,7 +59,7 @@ def _executor(workers: int) -> Executor:
     if workers <= 1:
         return _Inline()
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["musicstream.load.parse"])
+    context.set_forkserver_preload(["musicstream.engines.read"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
@@ -140,7 +102,7 @@ def _task_bytes(task: Any, states: dict[str, _FileState]) -> int:
     return 0
 
 
-def _absorb(staging: Staging, states: dict[str, _FileState], task: Any, parsed: Parsed) -> None:
+def _absorb(staging: RunState, states: dict[str, _FileState], task: Any, parsed: Parsed) -> None:
     """Fold a task's result into the run: counts, users, rejects (with absolute line numbers)."""
     result = staging.result
     result.peak_rss_mb = max(result.peak_rss_mb, parsed.peak_rss_mb)
@@ -170,7 +132,7 @@ def _copy_results(
     cur: psycopg.Cursor[Any],
     pool: Executor,
     window: int,
-    staging: Staging,
+    staging: RunState,
     states: dict[str, _FileState],
     tasks: Iterable[Any],
     table: str,
@@ -198,7 +160,7 @@ def _trusted(file: InputFile, started_ns: int) -> int | None:
 
 def stage_files(
     conn: psycopg.Connection[Any],
-    staging: Staging,
+    staging: RunState,
     files: Sequence[InputFile],
     known: Known,
     full: bool,
@@ -267,7 +229,7 @@ def stage_files(
     return manifest
 
 
-def copy_bookkeeping(conn: psycopg.Connection[Any], staging: Staging, manifest: list[ManifestRow]) -> None:
+def _copy_bookkeeping(conn: psycopg.Connection[Any], staging: RunState, manifest: list[ManifestRow]) -> None:
     with conn.cursor() as cur:
         with cur.copy(f"COPY stage_users ({USER_COLUMNS}) FROM STDIN") as copy:
             for event in staging.users.values():
@@ -283,3 +245,38 @@ def copy_bookkeeping(conn: psycopg.Connection[Any], staging: Staging, manifest: 
         with cur.copy("COPY stage_mtimes (path, mtime_ns) FROM STDIN") as copy:
             for mtime in staging.mtimes:
                 copy.write_row(mtime)
+
+
+class LocalEngine:
+    """The default engine: this machine's cores, one worker process each (``workers``: how many; None: one per
+    core, and none for small inputs)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers
+
+    def discover(self, paths: Sequence[str | Path]) -> list[InputFile]:
+        return discover(paths)
+
+    def stage(
+        self, conn: psycopg.Connection[Any], run: RunState, files: Sequence[InputFile], full: bool, started_ns: int
+    ) -> None:
+        create_staging(conn)
+        point("staging-tables")
+        known: Known = {
+            path: (size, digest, mtime_ns)
+            for path, size, digest, mtime_ns in conn.execute(
+                "SELECT path, size_bytes, sha256, mtime_ns FROM loaded_files WHERE path = ANY(%s)",
+                ([f.path for f in files],),
+            )
+        }
+        manifest = stage_files(conn, run, files, known, full, self.workers, started_ns)
+        point("bookkeeping")
+        _copy_bookkeeping(conn, run, manifest)
+
+    def before_commit(self, conn: psycopg.Connection[Any]) -> None:
+        pass
+
+    def after_failure(self) -> None:
+        pass

@@ -1,15 +1,14 @@
-"""Turning one raw record into a typed row, a skip, or a reject reason (rules 1, 3, 5 and 10)."""
+"""The rules on one record: a decoded event or song → a typed row, a skip, or a reject reason (rules 1, 3, 5, 10)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
 
 from musicstream.extract.fields import INT_MAX, INT_MIN, MAX_KEY_CHARS, BadField, integer, key_text, number, text
+from musicstream.extract.values import Reject
 from musicstream.transform.normalize import length_ms, name_key
 
 TIERS = frozenset({"free", "paid"})
@@ -92,13 +91,6 @@ class Skip:
 LOGGED_OUT = Skip("logged out")
 
 
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """A record that cannot be loaded, and why."""
-
-    reason: str
-
-
 def _strip_quotes(agent: str | None) -> str | None:
     if agent is not None and len(agent) >= 2 and agent[0] == '"' and agent[-1] == '"':
         agent = agent[1:-1] or None
@@ -120,6 +112,24 @@ def _opt_text(value: Any) -> str | None:
     if value is None or type(value) is str:
         return value or None
     raise TypeError
+
+
+def _play(user: UserEvent, location: str | None, agent: str | None, song: str, artist: str, length: float) -> Play:
+    """Rule 1: the play an event describes (both event paths build it here)."""
+    return Play(
+        user.user_id,
+        user.session_id,
+        user.item_in_session,
+        user.ts,
+        user.tier,
+        location,
+        agent,
+        song,
+        artist,
+        length_ms(length),
+        name_key(song),
+        name_key(artist),
+    )
 
 
 def _fast_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | None:
@@ -179,23 +189,7 @@ def _fast_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | None:
             return None
     except (KeyError, TypeError):
         return None
-    return (
-        Play(
-            user.user_id,
-            session_id,
-            item,
-            ts,
-            tier,
-            location,
-            agent,
-            song,
-            artist,
-            round(length * 1000),
-            name_key(song),
-            name_key(artist),
-        ),
-        user,
-    )
+    return _play(user, location, agent, song, artist, length), user
 
 
 def parse_event(raw: bytes) -> tuple[Play, UserEvent] | Skip | Reject:
@@ -249,21 +243,7 @@ def _careful_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | Rejec
             raise BadField(f"field 'length': {length} is not a plausible song length in seconds")
     except BadField as exc:
         return Reject(str(exc))
-    play = Play(
-        user_id,
-        session_id,
-        item,
-        ts,
-        tier,
-        location,
-        agent,
-        song,
-        artist,
-        length_ms(length),
-        name_key(song),
-        name_key(artist),
-    )
-    return play, user
+    return _play(user, location, agent, song, artist, length), user
 
 
 def parse_song(obj: Any) -> Song | Reject:
@@ -301,37 +281,3 @@ def parse_song(obj: Any) -> Song | Reject:
     except BadField as exc:
         return Reject(str(exc))
     return song
-
-
-def iter_json_values(data: str) -> Iterator[tuple[int, Any, str]]:
-    """The JSON values of a song file, as (line, value or Reject, raw text).
-
-    A file may hold one object, a JSON array of objects, one object per line, or pretty-printed objects back to
-    back (the way jq reads a stream). After a syntax error, reading resumes at the next line.
-    """
-    decoder = json.JSONDecoder()
-    pos, end, line = 0, len(data), 1
-    while True:
-        start = pos
-        while pos < end and data[pos] in " \t\r\n":
-            pos += 1
-        line += data.count("\n", start, pos)
-        if pos >= end:
-            return
-        try:
-            value, stop = decoder.raw_decode(data, pos)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            nl = data.find("\n", pos)
-            stop = end if nl < 0 else nl
-            reason = f"{exc.msg} (column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-            yield line, Reject(f"malformed JSON: {reason}"), data[pos:stop]
-            pos = stop
-            continue
-        raw = data[pos:stop]
-        if isinstance(value, list):
-            for item in value:
-                yield line, item, json.dumps(item, ensure_ascii=False)
-        else:
-            yield line, value, raw
-        line += data.count("\n", pos, stop)
-        pos = stop

@@ -1,0 +1,67 @@
+"""The package's layers, read from its own import statements: a lower layer never imports a higher one.
+
+extract (files and bytes → values and fields) < transform (the rules on one record) < db < load (one run: lock,
+merge, commit) < engines (local processes or Spark: files → staging) < the CLI. ``load`` runs whatever engine it
+is handed (``load.state.Engine``) and imports none.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "musicstream"
+
+# For each layer, the musicstream packages it must never import (at module level or inside a function).
+FORBIDDEN = {
+    "extract": {"transform", "db", "load", "engines", "report", "cli"},
+    "transform": {"db", "load", "engines", "report", "cli"},
+    "db": {"extract", "transform", "load", "engines", "report", "cli"},
+    "load": {"engines", "report", "cli"},
+    "engines": {"report", "cli"},
+}
+
+
+def imported(path: Path) -> set[str]:
+    """The musicstream modules a file imports, as dotted names (``musicstream.load.state``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.startswith("musicstream.")}
+
+
+def layer_of(module: str) -> str:
+    return module.split(".")[1]
+
+
+def test_the_rule_sees_an_upward_import(tmp_path: Path) -> None:
+    """The checker itself: it finds an import of an engine inside a function of a load module."""
+    source = tmp_path / "x.py"
+    source.write_text("def f():\n    from musicstream.engines.local import LocalEngine\n    return LocalEngine\n")
+    assert "engines" in {layer_of(m) for m in imported(source)}
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_no_layer_imports_a_higher_one(layer: str) -> None:
+    files = sorted((PACKAGE / layer).rglob("*.py"))
+    assert files, f"no modules under {layer}/"
+    wrong = [
+        f"{path.relative_to(PACKAGE)} imports {module}"
+        for path in files
+        for module in sorted(imported(path))
+        if layer_of(module) in FORBIDDEN[layer]
+    ]
+    assert wrong == []
+
+
+def test_the_pipeline_shows_in_the_folder_names() -> None:
+    """Both engines live in engines/, the rules in transform/, the run in load/."""
+    assert (PACKAGE / "engines" / "local.py").is_file() and (PACKAGE / "engines" / "spark.py").is_file()
+    assert (PACKAGE / "transform" / "records.py").is_file()
+    assert not (PACKAGE / "load" / "stage.py").exists() and not (PACKAGE / "load" / "parse.py").exists()
