@@ -179,6 +179,90 @@ def bare_copy_floor(conninfo: str, reps: int = 3) -> tuple[float, int, float]:
     return statistics.median(times), rows, megabytes
 
 
+STAR_TABLES = ("trackplays", "timetb", "users", "tracks", "artists", "play_names", "rollup_sessions", "rollup_hours")
+
+
+def star_floor(conninfo: str, reps: int = 3) -> dict[str, Any]:
+    """What PostgreSQL needs just to store every row the load wrote: the star's tables (and the report's rollups)
+    COPYed in binary into empty copies, with their indexes built after the COPY, and with them in place during it.
+
+    Median seconds of ``reps`` runs each; the copies are dropped after each run. Foreign keys are not included.
+    """
+    import psycopg
+    from psycopg import sql
+
+    scratch = Path(tempfile.mkdtemp(prefix="msb-floor-"))
+    out: dict[str, Any] = {"tables": {}}
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            indexes: dict[str, list[str]] = {}
+            for table in STAR_TABLES:
+                with (
+                    conn.cursor().copy(
+                        sql.SQL("COPY {} TO STDOUT (FORMAT binary)").format(sql.Identifier(table))
+                    ) as copy,
+                    (scratch / table).open("wb") as dump,
+                ):
+                    for chunk in copy:
+                        dump.write(chunk)
+                count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+                out["tables"][table] = int(count[0]) if count else 0
+                indexes[table] = [
+                    str(d)
+                    for (d,) in conn.execute(
+                        "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s::regclass", (table,)
+                    )
+                ]
+            out["rows"] = sum(out["tables"].values())
+            for variant in ("indexes built after", "indexes in place"):
+                times = []
+                for _ in range(reps):
+                    for table in STAR_TABLES:
+                        copy_of = sql.Identifier(f"floor_{table}")
+                        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(copy_of))
+                        conn.execute(
+                            sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
+                                copy_of, sql.Identifier(table)
+                            )
+                        )
+                    conn.execute("CHECKPOINT")
+                    started = time.perf_counter()
+                    with conn.transaction():
+                        if variant == "indexes in place":
+                            _floor_indexes(conn, indexes)
+                        for table in STAR_TABLES:
+                            with (
+                                conn.cursor().copy(
+                                    sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(
+                                        sql.Identifier(f"floor_{table}")
+                                    )
+                                ) as copy,
+                                (scratch / table).open("rb") as src,
+                            ):
+                                while chunk := src.read(1 << 20):
+                                    copy.write(chunk)
+                        if variant == "indexes built after":
+                            _floor_indexes(conn, indexes)
+                    times.append(time.perf_counter() - started)
+                out[variant] = statistics.median(times)
+            for table in STAR_TABLES:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(f"floor_{table}")))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    out["megabytes"] = 0.0
+    return out
+
+
+def _floor_indexes(conn: Any, indexes: dict[str, list[str]]) -> None:
+    """The tables' own index definitions, pointed at the floor copies (a unique constraint as a unique index)."""
+    for table, definitions in indexes.items():
+        for number, definition in enumerate(definitions):
+            head, _, rest = definition.partition(" ON ")
+            unique = "UNIQUE " if head.startswith("CREATE UNIQUE") else ""
+            rest = rest.replace(f"public.{table} ", f"public.floor_{table} ", 1)
+            conn.execute(f"CREATE {unique}INDEX floor_{table}_{number} ON {rest}")
+
+
 def classic_slice(folder: Path, conninfo: str) -> tuple[float, float, int, float]:
     """Run the classic loader on one day of logs and a proportional share of the song files."""
     songs = sorted(folder.glob("song_data/**/*.json"))
@@ -277,6 +361,20 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
                 f"{fact_rows:,} rows into a keyed table, median of 3",
             )
         )
+        star = star_floor(conninfo, reps=1 if all_events > 3_000_000 else 3)
+        extra["star_floor"] = star
+        for variant in ("indexes built after", "indexes in place"):
+            rows.append(
+                Row(
+                    f"star floor: binary COPY, {variant}",
+                    all_events,
+                    0.0,
+                    star[variant],
+                    None,
+                    f"{star['rows']:,} rows of {len(STAR_TABLES)} tables, median of "
+                    f"{1 if all_events > 3_000_000 else 3}",
+                )
+            )
         extra["queries"] = query_times(db)
 
         db.reset()
@@ -318,11 +416,14 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
         )
     finally:
         db.close()
-    full, floor, classic = rows[0], rows[1], rows[-1]
+    full, floor, star_after, star_during, classic = rows[0], rows[1], rows[2], rows[3], rows[-1]
     ratios = {
-        "full load / bare COPY floor": full.seconds / floor.seconds,
-        "musicstream events/s ÷ classic events/s": full.events_per_s / classic.events_per_s,
-        "incremental day / same day into empty db": rows[2].seconds / rows[3].seconds,
+        "musicstream events/s ÷ classic events/s (target ≥ 150)": full.events_per_s / classic.events_per_s,
+        "full load ÷ star floor, indexes built after (aim ≤ 2)": full.seconds / star_after.seconds,
+        "full load ÷ star floor, indexes in place": full.seconds / star_during.seconds,
+        "full load ÷ bare COPY of the fact rows": full.seconds / floor.seconds,
+        "incremental day ÷ same day into empty db": rows[4].seconds / rows[5].seconds,
+        "peak RSS of the full load, MB (target < 500)": full.peak_rss_mb or 0.0,
     }
     return {
         "size": size,
@@ -357,6 +458,33 @@ def show(results: list[dict[str, Any]]) -> None:
         for name, value in res["ratios"].items():
             console.print(f"  {name}: {value:.2f}")
         console.print("  query times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in res["queries"].items()))
+        before = res.get("previous")
+        if before:
+            pairs = [
+                f"{r['scenario']} {before['seconds'][r['scenario']]:.2f} → {r['seconds']:.2f} s"
+                for r in res["rows"]
+                if r["scenario"] in before["seconds"]
+            ]
+            console.print(f"  before ({before['file']}) → now: " + "; ".join(pairs))
+
+
+def previous(size: str, folder: Path) -> dict[str, Any] | None:
+    """The last kept run of this size (the "before" of a before/after pair): its file, wall seconds and ratios."""
+    for path in sorted(folder.glob("*.json"), reverse=True):
+        if path.stem.endswith("-smoke"):
+            continue
+        try:
+            kept = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for res in kept.get("results", []):
+            if res.get("size") == size:
+                return {
+                    "file": path.name,
+                    "seconds": {r["scenario"]: r["seconds"] for r in res["rows"]},
+                    "ratios": res.get("ratios", {}),
+                }
+    return None
 
 
 def main() -> None:
@@ -376,6 +504,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     for size in sizes:  # each size's table is shown and saved as soon as it is measured
         results.append(bench_size(size, args.data))
+        results[-1]["previous"] = previous(size, HERE / "results")
         show(results[-1:])
         target.write_text(json.dumps({"machine": machine(), "when": stamp, "results": results}, indent=2, default=str))
     print(f"results: {target}")
