@@ -115,10 +115,15 @@ def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
     added["artists"] += _exec(conn, run, "inferred_artists")
     added["tracks"] += _exec(conn, run, "inferred_tracks")
     added["play_names"] = _exec(conn, run, "insert_names")
-    _exec(conn, run, "name_spellings")
-    moved_names = _exec(conn, run, "update_names")
-    _exec(conn, run, "inferred_artist_names", ids)
-    _exec(conn, run, "inferred_track_titles", ids)
+    moved_names = 0
+    if ids["after_name"]:
+        _exec(conn, run, "name_spellings")
+        moved_names = _exec(conn, run, "update_names")
+        _exec(conn, run, "inferred_artist_names", ids)
+        _exec(conn, run, "inferred_track_titles", ids)
+    else:  # no names before this run, so no inferred rows either: those just added carry the smallest spelling
+        for step in ("name_spellings", "update_names", "inferred_artist_names", "inferred_track_titles"):
+            point(f"merge:{step}")
     added["users"] = _scalar(conn, run, "merge_users")  # before the plays that reference them
     new_plays = _exec(conn, run, "insert_plays", ids)
     added["trackplays"] = new_plays
@@ -244,7 +249,10 @@ def run(
             run.progress.start(sum(f.size for f in files), len(files))
             try:
                 with conn.transaction():
-                    conn.execute("SET LOCAL work_mem = '512MB'")  # room for the merge's hashes and sorts
+                    # Room for the merge's hashes and sorts (in memory, not spilled to disk: 2 s less on 1M plays),
+                    # and for the index builds of tables that were empty (1.6 s → 0.9 s per fact-table index).
+                    conn.execute("SET LOCAL work_mem = '512MB'")
+                    conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
                     if options.statement_timeout:
                         timeout_ms = str(max(1, round(options.statement_timeout * 1000)))
                         conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))
