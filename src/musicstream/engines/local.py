@@ -18,11 +18,13 @@ from typing import Any
 
 import psycopg
 
+from musicstream.db.sqlfiles import named_statements
 from musicstream.engines.read import DigestTask, LogTask, Parsed, SongTask, run_task
 from musicstream.extract.files import InputFile, discover
 from musicstream.load.faults import point
+from musicstream.load.rejects import RowSpool
 from musicstream.load.staging import PLAY_COLUMNS, SONG_COLUMNS, USER_COLUMNS, create_staging
-from musicstream.load.state import Known, ManifestRow, RunState
+from musicstream.load.state import RunState
 
 SLICE_BYTES = 32 << 20  # plain log files bigger than this are parsed in slices of this size
 SONGS_PER_TASK = 256
@@ -87,14 +89,17 @@ def _log_tasks(states: Sequence[_FileState]) -> Iterator[LogTask | DigestTask]:
             yield LogTask(path, start, start + SLICE_BYTES)
 
 
-def _song_tasks(states: Sequence[_FileState]) -> Iterator[SongTask]:
-    for first in range(0, len(states), SONGS_PER_TASK):
-        yield SongTask(tuple(s.file.path for s in states[first : first + SONGS_PER_TASK]))
+def _song_tasks(files: Sequence[InputFile], inflight: dict[str, InputFile]) -> Iterator[SongTask]:
+    """Song files in batches; each batch's files wait in ``inflight`` until their task's result is absorbed."""
+    for first in range(0, len(files), SONGS_PER_TASK):
+        batch = files[first : first + SONGS_PER_TASK]
+        inflight.update((f.path, f) for f in batch)
+        yield SongTask(tuple(f.path for f in batch))
 
 
-def _task_bytes(task: Any, states: dict[str, _FileState]) -> int:
+def _task_bytes(task: Any, states: dict[str, _FileState], inflight: dict[str, InputFile]) -> int:
     if isinstance(task, SongTask):
-        return sum(states[p].file.size for p in task.paths)
+        return sum(inflight[p].size for p in task.paths)
     if isinstance(task, LogTask):
         size = states[task.path].file.size
         end = size if task.end is None else min(task.end, size)
@@ -102,9 +107,35 @@ def _task_bytes(task: Any, states: dict[str, _FileState]) -> int:
     return 0
 
 
-def _absorb(staging: RunState, states: dict[str, _FileState], task: Any, parsed: Parsed) -> None:
+class _Files:
+    """What the run learns of the files it reads: log files' state across their slices (a few files), and the
+    manifest rows, spooled to disk as each file is done (song files can be a million)."""
+
+    def __init__(self, staging: RunState, started_ns: int) -> None:
+        self.staging = staging
+        self.started_ns = started_ns
+        self.logs: dict[str, _FileState] = {}
+        self.songs_inflight: dict[str, InputFile] = {}
+        self.manifest = RowSpool()
+
+    def done(self, file: InputFile, records: int, rejects: int, digest: str | None) -> None:
+        result = self.staging.result
+        result.files_read += 1
+        result.bytes_read += file.size
+        result.records_read += records
+        if file.kind == "song":
+            result.song_records += records
+        else:
+            result.event_records += records
+        if digest is not None:  # a file that could not be read is not in the manifest: it is retried
+            mtime_ns = _trusted(file, self.started_ns)
+            self.manifest.add((file.path, file.kind, file.size, digest, records, rejects, mtime_ns))
+
+
+def _absorb(staging: RunState, files: _Files, task: Any, parsed: Parsed) -> None:
     """Fold a task's result into the run: counts, users, rejects (with absolute line numbers)."""
     result = staging.result
+    states = files.logs
     result.peak_rss_mb = max(result.peak_rss_mb, parsed.peak_rss_mb)
     if isinstance(task, DigestTask):
         states[task.path].digest = parsed.digest
@@ -121,6 +152,9 @@ def _absorb(staging: RunState, states: dict[str, _FileState], task: Any, parsed:
         staging.rejects.add_text(path, line + base if line else line, reason, raw)
         result.rejected += 1
     for outcome in parsed.files:
+        if isinstance(task, SongTask):
+            files.done(files.songs_inflight.pop(outcome.path), outcome.records, outcome.rejects, outcome.digest)
+            continue
         state = states[outcome.path]
         state.records += outcome.records
         state.rejects += outcome.rejects
@@ -133,7 +167,7 @@ def _copy_results(
     pool: Executor,
     window: int,
     staging: RunState,
-    states: dict[str, _FileState],
+    files: _Files,
     tasks: Iterable[Any],
     table: str,
     columns: str,
@@ -144,8 +178,9 @@ def _copy_results(
             if parsed.csv:
                 copy.write(parsed.csv)
             staged += parsed.staged
-            _absorb(staging, states, task, parsed)
-            staging.progress.advance(_task_bytes(task, states))
+            nbytes = _task_bytes(task, files.logs, files.songs_inflight)
+            _absorb(staging, files, task, parsed)
+            staging.progress.advance(nbytes)
             staging.tasks_done += 1
             point(f"read:{table}:{staging.tasks_done}")
     return staged
@@ -158,78 +193,81 @@ def _trusted(file: InputFile, started_ns: int) -> int | None:
     return file.mtime_ns
 
 
+def _unchanged(
+    conn: psycopg.Connection[Any], staging: RunState, files: Sequence[InputFile], started_ns: int
+) -> bytearray:
+    """One byte per listed file: 1 when the manifest says it is unchanged.
+
+    A file the manifest lists with the same size and modification time is unchanged and not read at all. One
+    with the same size but another time is hashed (in threads: hashing releases the GIL, so a re-run with
+    nothing new starts no worker processes); the digest decides. The listing goes to PostgreSQL by COPY and is
+    compared there, so that memory does not grow with the number of files the manifest holds.
+    """
+    same = bytearray(len(files))
+    statements = named_statements("load/listing")
+    conn.execute(statements["create_listing"])
+    with conn.cursor() as cur, cur.copy("COPY stage_listing (ord, path, size_bytes, mtime_ns) FROM STDIN") as copy:
+        for ord_, f in enumerate(files):
+            copy.write_row((ord_, f.path, f.size, f.mtime_ns))
+    maybe_same: list[tuple[int, str]] = []
+    with conn.cursor(name="musicstream_listing") as cur:
+        cur.itersize = 10_000
+        for ord_, digest, same_time in cur.execute(statements["known_files"]):
+            if same_time:
+                same[ord_] = 1
+            else:
+                maybe_same.append((ord_, digest))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
+        digests = threads.map(run_task, [DigestTask(files[ord_].path) for ord_, _ in maybe_same])
+        for (ord_, known), parsed in zip(maybe_same, digests, strict=True):
+            if known == parsed.digest:
+                same[ord_] = 1
+                trusted = _trusted(files[ord_], started_ns)
+                if trusted is not None:
+                    staging.mtimes.append((files[ord_].path, trusted))
+    return same
+
+
 def stage_files(
     conn: psycopg.Connection[Any],
     staging: RunState,
     files: Sequence[InputFile],
-    known: Known,
     full: bool,
     workers: int | None,
     started_ns: int,
-) -> list[ManifestRow]:
-    """Parse and COPY every new or changed file; returns the manifest rows of the files read.
-
-    A file the manifest lists with the same size and modification time is unchanged and not read at all. One
-    with the same size but another time is hashed (in threads: hashing releases the GIL, so a re-run with
-    nothing new starts no worker processes); the digest decides. ``started_ns`` is when the run listed the files.
-    """
+) -> RowSpool:
+    """Parse and COPY every new or changed file (every file when ``full``); returns the manifest rows of the files
+    read. ``started_ns`` is when the run listed the files."""
     result = staging.result
-    same: set[str] = set()
-    maybe_same: list[InputFile] = []
-    for f in files if not full else ():
-        size, _, mtime_ns = known.get(f.path, (None, "", None))
-        if size != f.size:
-            continue
-        if mtime_ns is not None and mtime_ns == f.mtime_ns:
-            same.add(f.path)
-        else:
-            maybe_same.append(f)
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
-        for file, parsed in zip(
-            maybe_same, threads.map(run_task, [DigestTask(f.path) for f in maybe_same]), strict=True
-        ):
-            if known[file.path][1] == parsed.digest:
-                same.add(file.path)
-                trusted = _trusted(file, started_ns)
-                if trusted is not None:
-                    staging.mtimes.append((file.path, trusted))
-    states = {f.path: _FileState(f) for f in files if f.path not in same}
-    result.files_skipped += len(same)
-    staging.progress.advance(sum(f.size for f in files if f.path in same))
-    to_read = sum(s.file.size for s in states.values())
+    same = bytearray(len(files)) if full else _unchanged(conn, staging, files, started_ns)
+    to_read = [f for f, unchanged in zip(files, same, strict=True) if not unchanged]
+    result.files_skipped += len(files) - len(to_read)
+    staging.progress.advance(sum(f.size for f, unchanged in zip(files, same, strict=True) if unchanged))
     count = workers or os.cpu_count() or 1
-    if workers is None and to_read < SERIAL_BELOW_BYTES:
+    if workers is None and sum(f.size for f in to_read) < SERIAL_BELOW_BYTES:
         count = 1
     window = 2 * count
+    done = _Files(staging, started_ns)
     with _executor(count) as pool, conn.cursor() as cur:
-        songs = [s for s in states.values() if s.file.kind == "song"]
-        logs = [s for s in states.values() if s.file.kind == "log"]
+        songs = [f for f in to_read if f.kind == "song"]
+        logs = [_FileState(f) for f in to_read if f.kind == "log"]
+        done.logs = {state.file.path: state for state in logs}
         if songs:
             staging.progress.phase("reading song files")
             staging.staged_songs = _copy_results(
-                cur, pool, window, staging, states, _song_tasks(songs), "stage_songs", SONG_COLUMNS
+                cur, pool, window, staging, done, _song_tasks(songs, done.songs_inflight), "stage_songs", SONG_COLUMNS
             )
         if logs:
             staging.progress.phase("reading log files")
             staging.staged_plays = _copy_results(
-                cur, pool, window, staging, states, _log_tasks(logs), "stage_plays", PLAY_COLUMNS
+                cur, pool, window, staging, done, _log_tasks(logs), "stage_plays", PLAY_COLUMNS
             )
-    manifest: list[ManifestRow] = []
-    for state in states.values():
-        result.files_read += 1
-        result.bytes_read += state.file.size
-        result.records_read += state.records
-        if state.file.kind == "song":
-            result.song_records += state.records
-        else:
-            result.event_records += state.records
-        if state.digest is not None:  # a file that could not be read is not in the manifest: it is retried
-            file, mtime_ns = state.file, _trusted(state.file, started_ns)
-            manifest.append((file.path, file.kind, file.size, state.digest, state.records, state.rejects, mtime_ns))
-    return manifest
+    for state in logs:
+        done.done(state.file, state.records, state.rejects, state.digest)
+    return done.manifest
 
 
-def _copy_bookkeeping(conn: psycopg.Connection[Any], staging: RunState, manifest: list[ManifestRow]) -> None:
+def _copy_bookkeeping(conn: psycopg.Connection[Any], staging: RunState, manifest: RowSpool) -> None:
     with conn.cursor() as cur:
         with cur.copy(f"COPY stage_users ({USER_COLUMNS}) FROM STDIN") as copy:
             for event in staging.users.values():
@@ -240,7 +278,7 @@ def _copy_bookkeeping(conn: psycopg.Connection[Any], staging: RunState, manifest
         with cur.copy(
             "COPY stage_files (path, kind, size_bytes, sha256, records, rejects, mtime_ns) FROM STDIN"
         ) as copy:
-            for entry in manifest:
+            for entry in manifest.rows():
                 copy.write_row(entry)
         with cur.copy("COPY stage_mtimes (path, mtime_ns) FROM STDIN") as copy:
             for mtime in staging.mtimes:
@@ -264,16 +302,12 @@ class LocalEngine:
     ) -> None:
         create_staging(conn)
         point("staging-tables")
-        known: Known = {
-            path: (size, digest, mtime_ns)
-            for path, size, digest, mtime_ns in conn.execute(
-                "SELECT path, size_bytes, sha256, mtime_ns FROM loaded_files WHERE path = ANY(%s)",
-                ([f.path for f in files],),
-            )
-        }
-        manifest = stage_files(conn, run, files, known, full, self.workers, started_ns)
-        point("bookkeeping")
-        _copy_bookkeeping(conn, run, manifest)
+        manifest = stage_files(conn, run, files, full, self.workers, started_ns)
+        try:
+            point("bookkeeping")
+            _copy_bookkeeping(conn, run, manifest)
+        finally:
+            manifest.close()
 
     def before_commit(self, conn: psycopg.Connection[Any]) -> None:
         pass

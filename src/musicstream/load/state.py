@@ -19,9 +19,6 @@ from musicstream.load.rejects import RejectSink
 from musicstream.load.stats import LoadResult
 from musicstream.transform.records import UserEvent, keep_latest
 
-Known = dict[str, tuple[int, str, int | None]]  # path → size, SHA-256, modification time (ns) in the manifest
-ManifestRow = tuple[str, str, int, str, int, int, int | None]
-
 
 class Progress(Protocol):
     """Where a run reports progress (a rich bar on a terminal, nothing otherwise)."""

@@ -1,0 +1,72 @@
+"""Memory does not grow with the number of input files beyond their listing: a million small song files must load
+in well under 500 MB. Measured here as the growth of the loader's peak memory from 2,000 to 40,000 files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import rows
+from musicstream.db.connection import Database
+
+SMALL, LARGE = 2_000, 40_000
+BYTES_PER_FILE = 600  # the listing itself keeps about 220 bytes a file; before this test the run kept 800 to 1,250
+
+
+def song_files(root: Path, count: int) -> Path:
+    """``count`` one-song files, as the Million Song Dataset's subset spreads them (three levels of folders)."""
+    for number in range(count):
+        track = f"TR{number:016X}"
+        folder = root / "song_data" / track[2] / track[3] / track[4]
+        folder.mkdir(parents=True, exist_ok=True)
+        song = {
+            "song_id": f"SO{number:016X}",
+            "title": f"Song {number}",
+            "artist_id": f"AR{number % 997:016X}",
+            "artist_name": f"Artist {number % 997}",
+            "duration": 180.0 + number % 60,
+            "year": 2000,
+            "num_songs": 1,
+            "artist_location": "",
+            "artist_latitude": None,
+            "artist_longitude": None,
+        }
+        (folder / f"{track}.json").write_text(json.dumps(song))
+    return root
+
+
+def load_peak_mb(db: Database, root: Path) -> tuple[float, dict[str, object]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "musicstream", "--database-url", db.conninfo, "load", "--json", str(root)],
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = json.loads(done.stdout)
+    return float(run["peak_rss_mb"]), run
+
+
+def reset(db: Database) -> None:
+    with db.connect(autocommit=True) as conn:
+        conn.execute("TRUNCATE trackplays, play_names, tracks, artists, users, loaded_files, rejects CASCADE")
+
+
+def test_memory_per_file_stays_small(db: Database, tmp_path: Path) -> None:
+    small = song_files(tmp_path / "small", SMALL)
+    large = song_files(tmp_path / "large", LARGE)
+    first_small, _ = load_peak_mb(db, small)
+    again_small, _ = load_peak_mb(db, small)  # nothing new: every file is found unchanged
+    reset(db)
+    first_large, run = load_peak_mb(db, large)
+    assert run["files_read"] == LARGE and run["records_loaded"] == LARGE and run["reconciles"]
+    assert rows(db, "SELECT count(*) FROM loaded_files") == [(LARGE,)]
+    again_large, rerun = load_peak_mb(db, large)
+    assert rerun["files_skipped"] == LARGE and rerun["files_read"] == 0
+    per_file = {
+        "first load": (first_large - first_small) * 2**20 / (LARGE - SMALL),
+        "no-op re-run": (again_large - again_small) * 2**20 / (LARGE - SMALL),
+    }
+    print(f"\npeak memory per file: {', '.join(f'{k} {v:.0f} bytes' for k, v in per_file.items())}")
+    assert all(v < BYTES_PER_FILE for v in per_file.values()), per_file
