@@ -119,14 +119,7 @@ class _Files:
         self.manifest = RowSpool()
 
     def done(self, file: InputFile, records: int, rejects: int, digest: str | None) -> None:
-        result = self.staging.result
-        result.files_read += 1
-        result.bytes_read += file.size
-        result.records_read += records
-        if file.kind == "song":
-            result.song_records += records
-        else:
-            result.event_records += records
+        self.staging.result.add_file(file.kind, file.size, records, rejects)
         if digest is not None:  # a file that could not be read is not in the manifest: it is retried
             mtime_ns = _trusted(file, self.started_ns)
             self.manifest.add((file.path, file.kind, file.size, digest, records, rejects, mtime_ns))
@@ -148,9 +141,8 @@ def _absorb(staging: RunState, files: _Files, task: Any, parsed: Parsed) -> None
         state = states[task.path]
         base = state.lines_before
         state.lines_before += parsed.lines
-    for path, line, reason, raw in parsed.rejects:
+    for path, line, reason, raw in parsed.rejects:  # counted with their file's outcome (LoadResult.add_file)
         staging.rejects.add_text(path, line + base if line else line, reason, raw)
-        result.rejected += 1
     for outcome in parsed.files:
         if isinstance(task, SongTask):
             files.done(files.songs_inflight.pop(outcome.path), outcome.records, outcome.rejects, outcome.digest)

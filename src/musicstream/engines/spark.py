@@ -349,14 +349,7 @@ def _fold(
         if unchanged:
             result.files_skipped += 1
             continue
-        result.files_read += 1
-        result.bytes_read += files[path].size if path in files else size
-        result.records_read += records
-        result.rejected += rejects
-        if kind == "song":
-            result.song_records += records
-        else:
-            result.event_records += records
+        result.add_file(kind, files[path].size if path in files else size, records, rejects)
         if digest is not None:  # a file that could not be read is not in the manifest: it is retried
             manifest.append((path, kind, size, digest, records, rejects))
     return manifest

@@ -30,6 +30,17 @@ class LoadResult:
     seconds: float = 0.0
     error: str | None = None
 
+    def add_file(self, kind: str, size: int, records: int, rejects: int) -> None:
+        """Count a file the run read (both engines count here): its bytes, its records, and those rejected."""
+        self.files_read += 1
+        self.bytes_read += size
+        self.records_read += records
+        self.rejected += rejects
+        if kind == "song":
+            self.song_records += records
+        else:
+            self.event_records += records
+
     @property
     def reconciles(self) -> bool:
         return self.records_read == self.records_loaded + self.records_skipped + self.duplicates + self.rejected
