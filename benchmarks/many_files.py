@@ -18,25 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def write_songs(root: Path, count: int) -> None:
-    for number in range(count):
-        track = f"TR{number:016X}"
-        folder = root / "song_data" / track[-3] / track[-2] / track[-1]
-        folder.mkdir(parents=True, exist_ok=True)
-        song = {
-            "song_id": f"SO{number:016X}",
-            "title": f"Song {number}",
-            "artist_id": f"AR{number % 9973:016X}",
-            "artist_name": f"Artist {number % 9973}",
-            "duration": 180.0 + number % 60,
-            "year": 2000,
-            "num_songs": 1,
-            "artist_location": "",
-            "artist_latitude": None,
-            "artist_longitude": None,
-        }
-        (folder / f"{track}.json").write_text(json.dumps(song))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from musicstream.generate.many import write_song_files
 
 
 def main() -> None:
@@ -49,7 +32,7 @@ def main() -> None:
     cli = [sys.executable, "-m", "musicstream"]
     try:
         started = time.perf_counter()
-        write_songs(scratch / "data", args.files)
+        write_song_files(scratch / "data", args.files)
         print(f"{args.files:,} song files written in {time.perf_counter() - started:.0f} s", flush=True)
         subprocess.run([*cli, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
         for label in ("first load", "no-op re-run"):

@@ -10,31 +10,10 @@ from pathlib import Path
 
 from conftest import rows
 from musicstream.db.connection import Database
+from musicstream.generate.many import write_song_files
 
 SMALL, LARGE = 2_000, 40_000
 BYTES_PER_FILE = 600  # the listing itself keeps about 220 bytes a file; before this test the run kept 800 to 1,250
-
-
-def song_files(root: Path, count: int) -> Path:
-    """``count`` one-song files, as the Million Song Dataset's subset spreads them (three levels of folders)."""
-    for number in range(count):
-        track = f"TR{number:016X}"
-        folder = root / "song_data" / track[2] / track[3] / track[4]
-        folder.mkdir(parents=True, exist_ok=True)
-        song = {
-            "song_id": f"SO{number:016X}",
-            "title": f"Song {number}",
-            "artist_id": f"AR{number % 997:016X}",
-            "artist_name": f"Artist {number % 997}",
-            "duration": 180.0 + number % 60,
-            "year": 2000,
-            "num_songs": 1,
-            "artist_location": "",
-            "artist_latitude": None,
-            "artist_longitude": None,
-        }
-        (folder / f"{track}.json").write_text(json.dumps(song))
-    return root
 
 
 def load_peak_mb(db: Database, root: Path) -> tuple[float, dict[str, object]]:
@@ -54,8 +33,8 @@ def reset(db: Database) -> None:
 
 
 def test_memory_per_file_stays_small(db: Database, tmp_path: Path) -> None:
-    small = song_files(tmp_path / "small", SMALL)
-    large = song_files(tmp_path / "large", LARGE)
+    small = write_song_files(tmp_path / "small", SMALL)
+    large = write_song_files(tmp_path / "large", LARGE)
     first_small, _ = load_peak_mb(db, small)
     again_small, _ = load_peak_mb(db, small)  # nothing new: every file is found unchanged
     reset(db)
