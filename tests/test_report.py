@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import os
+import subprocess
+import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,11 +176,109 @@ def test_query_errors_are_clear(loaded: Database) -> None:
     result = runner.invoke(cli, ["--database-url", loaded.conninfo, "query", "nope"])
     assert result.exit_code == 2 and "top_tracks" in result.output
     result = runner.invoke(cli, ["--database-url", loaded.conninfo, "query", "top_tracks", "since=not-a-date"])
-    assert result.exit_code == 2 and "wrong type" in result.output
+    assert result.exit_code == 2 and "since takes a date YYYY-MM-DD" in result.output
     result = runner.invoke(cli, ["--database-url", loaded.conninfo, "query", "top_tracks", "bogus=1"])
     assert result.exit_code == 2 and "since" in result.output
+    result = runner.invoke(cli, ["--database-url", loaded.conninfo, "query", "top_track"])
+    assert result.exit_code == 2 and "did you mean 'top_tracks'" in result.output
     listed = runner.invoke(cli, ["query", "--list"])
     assert listed.exit_code == 0 and "free_to_paid" in listed.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["limt=5"], "no parameter 'limt'; did you mean 'limit'?"),
+        (["limit=abc"], "parameter limit takes a whole number"),
+        (["limit=2.5"], "parameter limit takes a whole number"),
+        (["since=2018-13-01"], "parameter since takes a date YYYY-MM-DD"),
+        (["since=20181101"], "parameter since takes a date YYYY-MM-DD"),
+        (["until"], "give parameter until as until=VALUE"),
+    ],
+)
+def test_bad_query_parameters_are_usage_errors(loaded: Database, args: list[str], message: str) -> None:
+    """Checked before the database sees them: exit 2, the parameter named with its type, no PostgreSQL internals."""
+    result = CliRunner().invoke(cli, ["--database-url", loaded.conninfo, "query", "top_tracks", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "CONTEXT" not in result.output and "portal" not in result.output and "Traceback" not in result.output
+
+
+def test_query_json_numbers_are_numbers(loaded: Database, expected: dict[str, Any]) -> None:
+    def run(*args: str) -> list[dict[str, Any]]:
+        result = CliRunner().invoke(cli, ["--database-url", loaded.conninfo, "query", *args, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)  # type: ignore[no-any-return]
+
+    hourly = run("hourly_pattern")
+    assert all(isinstance(r["percent"], float) for r in hourly)
+    assert sum(r["plays"] for r in hourly) == expected["plays"]
+    lengths = run("session_lengths")
+    assert all(isinstance(r[k], float | int) for r in lengths for k in ("percent", "avg_songs", "median_minutes"))
+    conversion = run("free_to_paid")[0]
+    assert isinstance(conversion["conversion_percent"], float) and isinstance(conversion["started_free"], int)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("top_tracks", ["since=2018-11-05", "until=2018-11-20", "limit=7"]),
+        ("artist_listeners", ["artist=Muse's"]),  # a quote in a text value
+        ("hourly_pattern", ["tier=paid"]),
+        ("free_to_paid", []),
+    ],
+)
+def test_printed_sql_runs_in_psql(loaded: Database, name: str, params: list[str]) -> None:
+    """`query --sql` prints SQL with the values written in; psql runs it as printed and gets the same rows."""
+    url = ["--database-url", loaded.conninfo]
+    printed = CliRunner().invoke(cli, [*url, "query", name, *params, "--sql"])
+    assert printed.exit_code == 0, printed.output
+    assert "%(" not in printed.output
+    rows = json.loads(CliRunner().invoke(cli, [*url, "query", name, *params, "--json"]).output)
+    psql = subprocess.run(
+        [sys.executable, "-m", "musicstream", *url, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t"],
+        input=printed.output,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert psql.returncode == 0, psql.stderr
+    lines = [line.split("\t") for line in psql.stdout.splitlines() if line]
+    assert len(lines) == len(rows)
+    for line, row in zip(lines, rows, strict=True):
+        assert line == ["" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for v in row.values()]
+
+
+def test_piped_tables_are_not_cut(loaded: Database) -> None:
+    """Written to a pipe (no terminal, no COLUMNS), a table is as wide as its content: no wrapped or cut cells."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "musicstream", "--database-url", loaded.conninfo, "query", "top_tracks", "limit=40"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    header = next(line for line in done.stdout.splitlines() if "title" in line)
+    assert all(word in header for word in ("title", "artist", "source", "plays", "listeners"))
+    assert max(len(line) for line in done.stdout.splitlines()) > 80  # wider than rich's default for pipes
+
+
+def test_empty_period_says_what_the_data_covers(loaded: Database, tmp_path: Path) -> None:
+    url = ["--database-url", loaded.conninfo]
+    runner = CliRunner()
+    said = "The data covers 2018-11-01 to 2018-11-30 (6,820 plays, UTC days)."
+    terminal = runner.invoke(cli, [*url, "report", "--since", "2020-01-01"])
+    assert terminal.exit_code == 0, terminal.output
+    assert "No plays from 2020-01-01 to the last day." in terminal.output and said in " ".join(terminal.output.split())
+    assert "Top tracks" not in terminal.output
+    figures = json.loads(runner.invoke(cli, [*url, "report", "--since", "2020-01-01", "--json"]).output)
+    assert figures["headline"]["plays"] == 0
+    assert figures["coverage"] == {"first_day": "2018-11-01", "last_day": "2018-11-30", "plays": 6820}
+    page = tmp_path / "empty.html"
+    written = runner.invoke(cli, [*url, "report", "--until", "2018-10-31", "--tier", "paid", "--html", str(page)])
+    assert written.exit_code == 0, written.output
+    assert "No plays from the first day to 2018-10-31 on the paid tier. " + said in page.read_text()
 
 
 def test_report_cleanup(embedded: Database) -> None:

@@ -110,6 +110,57 @@ def _open(page: Any, path: Path, width: int, height: int) -> tuple[list[str], li
     return problems, requests
 
 
+# Layout facts read in the browser: the headline cards' positions, each section's blank space under its
+# content, and every pair of tick labels on one chart axis whose boxes overlap.
+LAYOUT_JS = """() => {
+  const res = {cards: [], blank: [], overlaps: []};
+  for (const c of document.querySelectorAll('.kpi')) res.cards.push(Math.round(c.getBoundingClientRect().top));
+  for (const s of document.querySelectorAll('main section')) {
+    const box = s.getBoundingClientRect();
+    let bottom = box.top;
+    for (const child of s.children) bottom = Math.max(bottom, child.getBoundingClientRect().bottom);
+    res.blank.push([s.querySelector('h2').textContent, Math.round(box.bottom - bottom)]);
+  }
+  for (const svg of document.querySelectorAll('svg.chart')) {
+    for (const axis of ['xtick', 'ytick']) {
+      const labels = [...svg.querySelectorAll(`g[id^=${axis}] text`)]
+        .map(t => [t.textContent, t.getBoundingClientRect()]).filter(([, b]) => b.width > 0);
+      for (let i = 0; i < labels.length; i++) for (let j = i + 1; j < labels.length; j++) {
+        const a = labels[i][1], b = labels[j][1];
+        if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
+          res.overlaps.push([svg.getAttribute('aria-label'), labels[i][0], labels[j][0]]);
+      }
+    }
+  }
+  return res;
+}"""
+
+
+def layout_problems(layout: dict[str, Any]) -> list[str]:
+    problems = []
+    rows: dict[int, int] = {}
+    for top in layout["cards"]:
+        rows[top] = rows.get(top, 0) + 1
+    per_row = list(rows.values())
+    if len(set(per_row)) > 1:
+        problems.append(f"headline cards per row {per_row}: a row is not full")
+    problems += [f"{title}: {blank}px blank under its content" for title, blank in layout["blank"] if blank > 60]
+    problems += [f"chart {chart}: tick labels {a!r} and {b!r} overlap" for chart, a, b in layout["overlaps"]]
+    return problems
+
+
+def test_layout_checker_sees_the_old_problems() -> None:
+    """What the 1366 px page of 0.1.0 showed: seven cards and a lone one, 1,140 px of blank in "Free vs paid",
+    rotated date labels whose boxes overlap."""
+    old = {
+        "cards": [125] * 7 + [241],
+        "blank": [["Free vs paid", 1140], ["Top tracks", 13]],
+        "overlaps": [["daily", "2018-11-29", "2018-12-01"]],
+    }
+    assert len(layout_problems(old)) == 3
+    assert layout_problems({"cards": [125] * 4 + [241] * 4, "blank": [["Top tracks", 13]], "overlaps": []}) == []
+
+
 @pytest.mark.parametrize(("label", "width"), [("desktop", 1366), ("phone", 390)])
 def test_renders_in_chromium(report_file: Path, label: str, width: int) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
@@ -126,6 +177,7 @@ def test_renders_in_chromium(report_file: Path, label: str, width: int) -> None:
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             text = page.inner_text("body")
             scripts = page.eval_on_selector_all("script", "els => els.length")
+            layout = page.evaluate(LAYOUT_JS)
             page.screenshot(path=str(ARTIFACTS / f"report-{label}.png"), full_page=True)
         finally:
             browser.close()
@@ -137,3 +189,5 @@ def test_renders_in_chromium(report_file: Path, label: str, width: int) -> None:
     assert HOSTILE_ARTIFACT in text, "names from the data show as text"
     assert "</table><h1>x</h1>" in text
     assert scripts == 0
+    assert len(layout["cards"]) == 8
+    assert layout_problems(layout) == []

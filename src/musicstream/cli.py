@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,12 +29,28 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXAMPLES = "\b\nExamples:\n"
 
 
+# Width of tables written to a pipe or file: as wide as their content (rich would wrap them at 80 columns).
+PIPE_WIDTH = 10_000
+
+
 def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH
+    return console
+
+
+def _json_value(value: Any) -> Any:
+    """Values orjson does not write itself: SQL numerics stay numbers (with decimals as floats: 4.0 stays 4.0, a
+    count is an int), the rest as text (dates, ...)."""
+    if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
+    return str(value)
 
 
 def _emit_json(data: Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=_json_value).decode())
 
 
 def _handle_errors(func: F) -> F:
@@ -414,7 +431,7 @@ def query(
     chosen = queries.get(name)
     values = queries.bind(chosen, list(params))
     if show_sql:
-        click.echo(chosen.sql)
+        click.echo(queries.runnable_sql(chosen, values), nl=False)
         return
     db = _database(ctx)
     with db.connect(autocommit=True) as conn:

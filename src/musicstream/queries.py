@@ -7,18 +7,25 @@ parameters).
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
 import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from musicstream.db.sqlfiles import read_sql
 from musicstream.errors import ConfigError
 
 _PARAM = re.compile(r"^-- param (\w+) (\w+) (\S+): (.*)$")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+# What each parameter type accepts, as a user reads it in an error message.
+TYPES = {"int": "a whole number, e.g. 5", "date": "a date YYYY-MM-DD, e.g. 2018-11-05", "text": "text"}
 
 
 @dataclass(frozen=True)
@@ -56,24 +63,67 @@ def available() -> list[Query]:
     return [_parse(name) for name in names]
 
 
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def get(name: str) -> Query:
-    for query in available():
+    queries = available()
+    for query in queries:
         if query.name == name:
             return query
-    names = ", ".join(q.name for q in available())
-    raise ConfigError(f"no curated query named {name!r}; the queries are: {names}")
+    names = [q.name for q in queries]
+    hint = _did_you_mean(name, names)
+    raise ConfigError(f"no curated query named {name!r}; {hint}the queries are: {', '.join(names)}")
+
+
+def convert(query: Query, param: Param, text: str | None) -> Any:
+    """A parameter's value from its text, checked against its declared type; ``null`` (any case) means NULL."""
+    if text is None or text.lower() == "null":
+        return None
+    try:
+        if param.type == "int":
+            return int(text)
+        if param.type == "date":
+            if not _DATE.fullmatch(text):
+                raise ValueError(text)
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"query {query.name}: parameter {param.name} takes {TYPES[param.type]} (or null), not {text!r}"
+        ) from None
+    return text
 
 
 def bind(query: Query, assignments: list[str]) -> dict[str, Any]:
-    """Parameter values from ``NAME=VALUE`` strings, with the query's defaults; ``null`` means NULL."""
-    values: dict[str, Any] = {p.name: p.default for p in query.params}
+    """Parameter values from ``NAME=VALUE`` strings, converted to their declared types, with the query's defaults."""
+    params = {p.name: p for p in query.params}
+    texts: dict[str, str | None] = {p.name: p.default for p in query.params}
     for assignment in assignments:
         key, sep, value = assignment.partition("=")
-        if not sep or key not in values:
-            known = ", ".join(p.name for p in query.params) or "none"
-            raise ConfigError(f"query {query.name} takes NAME=VALUE parameters ({known}), not {assignment!r}")
-        values[key] = None if value.lower() == "null" else value
-    return values
+        if key not in params:
+            names = list(params)
+            known = ", ".join(f"{p.name} ({p.type})" for p in query.params) or "none"
+            raise ConfigError(
+                f"query {query.name} has no parameter {key!r}; {_did_you_mean(key, names)}"
+                f"its parameters are: {known}, given as NAME=VALUE"
+            )
+        if not sep:
+            raise ConfigError(f"query {query.name}: give parameter {key} as {key}=VALUE ({TYPES[params[key].type]})")
+        texts[key] = value
+    return {name: convert(query, params[name], text) for name, text in texts.items()}
+
+
+def runnable_sql(query: Query, values: dict[str, Any]) -> str:
+    """The query with its parameters' values written in as SQL literals: it runs as printed in psql."""
+    header = [f"-- {name} = {'null' if value is None else value}" for name, value in values.items()]
+
+    def literal(match: re.Match[str]) -> str:
+        return sql.Literal(values[match.group(1)]).as_string(None)
+
+    body = _PLACEHOLDER.sub(literal, query.sql).replace("%%", "%").rstrip().rstrip(";")
+    return "\n".join([*header, body + ";"]) + "\n"
 
 
 def run(conn: psycopg.Connection[Any], query: Query, values: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:

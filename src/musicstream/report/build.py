@@ -82,6 +82,22 @@ def _ranked(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return by
 
 
+def empty_period(report: dict[str, Any]) -> str | None:
+    """When the period and tier hold no plays: one sentence saying so, and which days the data covers."""
+    if report["headline"]["plays"]:
+        return None
+    f, c = report["filters"], report["coverage"]
+    since = f"{f['since']:%Y-%m-%d}" if f["since"] else "the first day"
+    until = f"{f['until']:%Y-%m-%d}" if f["until"] else "the last day"
+    tier = f" on the {f['tier']} tier" if f["tier"] else ""
+    if not c["plays"]:
+        return f"No plays from {since} to {until}{tier}: the database holds no plays yet (musicstream load …)."
+    return (
+        f"No plays from {since} to {until}{tier}. The data covers {c['first_day']:%Y-%m-%d} to "
+        f"{c['last_day']:%Y-%m-%d} ({c['plays']:,} plays, UTC days)."
+    )
+
+
 def build_report(conn: psycopg.Connection[Any], filters: ReportFilters | None = None) -> dict[str, Any]:
     """Every figure of the report, in one repeatable-read snapshot."""
     filters = filters or ReportFilters()
@@ -101,6 +117,7 @@ def build_report(conn: psycopg.Connection[Any], filters: ReportFilters | None = 
         agents = _rows(conn, "user_agents", params)
         match = _rows(conn, "catalog_match", params)[0]
         runs = _rows(conn, "recent_runs", params)
+        coverage = _rows(conn, "coverage", params)[0]
 
     matrix = [[0] * 24 for _ in WEEKDAYS]
     for cell in grid:
@@ -114,6 +131,11 @@ def build_report(conn: psycopg.Connection[Any], filters: ReportFilters | None = 
             "tier": filters.tier,
             "top": filters.top,
             "timezone": "UTC",
+        },
+        "coverage": {
+            "first_day": coverage["first_day"],
+            "last_day": coverage["last_day"],
+            "plays": int(coverage["plays"]),
         },
         "headline": {
             "plays": plays,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
+import matplotlib.dates as mdates
 from matplotlib.figure import Figure
 
 ACCENT = "#3b6fb6"
@@ -114,5 +115,9 @@ def daily_line(name: str, title: str, days: Sequence[Any], listeners: Sequence[i
         other.set_ylabel("plays", color=SECOND)
         other.set_ylim(bottom=0)
         ax.set_title(title, loc="left")
-        fig.autofmt_xdate()
+        # Horizontal labels, short and spaced by the locator ("Nov", "05", "09", …; the year once), so that
+        # they never overlap whatever the period's length.
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=8)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
         return _svg(fig, name)

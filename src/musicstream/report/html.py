@@ -8,6 +8,7 @@ from typing import Any
 
 from musicstream import __version__
 from musicstream.report import charts
+from musicstream.report.build import empty_period
 
 CSS = """
 :root { color-scheme: light; --ink: #1d2430; --muted: #5b6472; --line: #e3e7ee; --accent: #3b6fb6; }
@@ -17,11 +18,18 @@ body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 header, main { max-width: 1200px; margin: 0 auto; padding: 16px; }
 header h1 { margin: 0 0 4px; font-size: 1.5rem; }
 header p { margin: 0; color: var(--muted); }
-.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 10px; margin: 16px 0; }
+/* Eight headline cards: 8, 4 or 2 to a row, so that no row holds a lone card. */
+.kpis { display: grid; grid-template-columns: repeat(2, 1fr); gap: 10px; margin: 16px 0; }
+@media (min-width: 640px) { .kpis { grid-template-columns: repeat(4, 1fr); } }
+@media (min-width: 1100px) { .kpis { grid-template-columns: repeat(8, 1fr); } }
 .kpi { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
 .kpi b { display: block; font-size: 1.35rem; }
 .kpi span { color: var(--muted); font-size: .85rem; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 520px), 1fr)); gap: 16px; }
+/* Sections as tall as their content (a short card beside a long one keeps no blank box); wide ones span the row. */
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 520px), 1fr)); gap: 16px;
+        align-items: start; }
+section.wide { grid-column: 1 / -1; }
+.empty { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 16px; margin: 16px 0; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px; min-width: 0; }
 section h2 { font-size: 1.05rem; margin: 0 0 8px; }
 svg.chart { width: 100%; height: auto; display: block; }
@@ -54,8 +62,9 @@ def _tag(inferred: bool) -> str:
     return '<span class="tag">inferred</span>' if inferred else '<span class="tag catalog">catalog</span>'
 
 
-def _section(title: str, *parts: str) -> str:
-    return f"<section><h2>{escape(title)}</h2>{''.join(parts)}</section>"
+def _section(title: str, *parts: str, wide: bool = False) -> str:
+    kind = ' class="wide"' if wide else ""
+    return f"<section{kind}><h2>{escape(title)}</h2>{''.join(parts)}</section>"
 
 
 def _top_section(report: dict[str, Any], key: str, noun: str) -> str:
@@ -156,36 +165,6 @@ def render_html(report: dict[str, Any]) -> str:
             f"{report['tier_changes']['downgraded']} downgraded.</p>",
         ),
         _section(
-            "Where and on what",
-            charts.bars(
-                "browsers",
-                "Plays by browser",
-                [r["family"] for r in report["browsers"]],
-                [r["plays"] for r in report["browsers"]],
-                "plays",
-            ),
-            charts.bars(
-                "platforms",
-                "Plays by platform",
-                [r["family"] for r in report["platforms"]],
-                [r["plays"] for r in report["platforms"]],
-                "plays",
-            ),
-            _table(
-                ["location", "plays", "listeners"],
-                [[escape(r["location"]), _num(r["plays"]), _num(r["listeners"])] for r in report["locations"]],
-                {1, 2},
-            ),
-            _table(
-                ["user agent", "plays", "listeners"],
-                [
-                    [escape(r["user_agent"] or "(none)"), _num(r["plays"]), _num(r["listeners"])]
-                    for r in report["user_agents"]
-                ],
-                {1, 2},
-            ),
-        ),
-        _section(
             "Data quality",
             f"<p>{q['matched_to_catalog']:,} of {q['plays']:,} plays match a catalog song; the others resolve to "
             "inferred tracks and artists.</p>",
@@ -205,7 +184,46 @@ def render_html(report: dict[str, Any]) -> str:
                 {3, 4, 5},
             ),
         ),
+        _section(
+            "Where and on what",
+            '<div class="grid"><div>',
+            charts.bars(
+                "browsers",
+                "Plays by browser",
+                [r["family"] for r in report["browsers"]],
+                [r["plays"] for r in report["browsers"]],
+                "plays",
+            ),
+            charts.bars(
+                "platforms",
+                "Plays by platform",
+                [r["family"] for r in report["platforms"]],
+                [r["plays"] for r in report["platforms"]],
+                "plays",
+            ),
+            "</div><div>",
+            _table(
+                ["location", "plays", "listeners"],
+                [[escape(r["location"]), _num(r["plays"]), _num(r["listeners"])] for r in report["locations"]],
+                {1, 2},
+            ),
+            _table(
+                ["user agent", "plays", "listeners"],
+                [
+                    [escape(r["user_agent"] or "(none)"), _num(r["plays"]), _num(r["listeners"])]
+                    for r in report["user_agents"]
+                ],
+                {1, 2},
+            ),
+            "</div></div>",
+            wide=True,
+        ),
     ]
+    empty = empty_period(report)
+    if empty is not None:
+        body = f'<p class="empty">{escape(empty)}</p>'
+    else:
+        body = f'<div class="kpis">{kpi_html}</div><div class="grid">{"".join(sections)}</div>'
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -213,6 +231,6 @@ def render_html(report: dict[str, Any]) -> str:
         f"<title>musicstream report: {escape(period)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>What people are listening to</h1><p>{escape(period)}, {escape(scope)}. "
         "All times are UTC.</p></header>"
-        f'<main><div class="kpis">{kpi_html}</div><div class="grid">{"".join(sections)}</div></main>'
+        f"<main>{body}</main>"
         f"<footer>Generated by musicstream {escape(__version__)} on {generated}.</footer></body></html>\n"
     )

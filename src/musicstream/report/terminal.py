@@ -10,6 +10,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from musicstream.report.build import empty_period
+
 BAR_WIDTH = 24
 
 
@@ -119,6 +121,9 @@ def _quality(report: dict[str, Any]) -> Table:
 
 
 def render(report: dict[str, Any]) -> RenderableType:
+    empty = empty_period(report)
+    if empty is not None:
+        return Panel(Text(empty), title="Nothing to report", title_align="left")
     return Group(
         _headline(report),
         *_top(report, "top_tracks", "tracks"),

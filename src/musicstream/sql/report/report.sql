@@ -130,6 +130,10 @@ ORDER BY plays DESC, user_agent;
 SELECT coalesce(sum(catalog_plays), 0) AS matched, coalesce(sum(plays), 0) AS plays
 FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text);
 
+-- name: coverage
+-- What the database holds, whatever the filters: the days with plays and how many (an empty period says so).
+SELECT min(day) AS first_day, max(day) AS last_day, coalesce(sum(plays), 0) AS plays FROM rollup_hours;
+
 -- name: recent_runs
 SELECT run_id, started_at, status, files_read, records_read, rejects, duplicates
 FROM etl_runs
