@@ -48,6 +48,7 @@ MERGE_STEPS = [
     "moved_sessions",
     "reresolve_plays",
     "recount_catalog_plays",
+    "day_tops",
     "delete_orphan_tracks",
     "delete_orphan_artists",
     "refresh_mtimes",

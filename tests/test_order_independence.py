@@ -86,6 +86,8 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
         "timetb": rows(db, "SELECT * FROM timetb ORDER BY start_time"),
         "rollup_sessions": rows(db, "SELECT * FROM rollup_sessions ORDER BY 1, 2, 3, 4, 5, 6"),
         "rollup_hours": rows(db, "SELECT * FROM rollup_hours ORDER BY 1, 2, 3"),
+        "rollup_day_tops": rows(db, "SELECT * FROM rollup_day_tops ORDER BY 1, 2, 3, 4"),
+        "rollup_day_floors": rows(db, "SELECT * FROM rollup_day_floors ORDER BY 1, 2, 3"),
         "play_names": rows(
             db,
             """SELECT title_key, artist_key, length_ms, song_title, artist_name, track_id, artist_id
@@ -98,7 +100,7 @@ def reset(db: Database) -> None:
     with db.connect() as conn:
         conn.execute(
             "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs, "
-            "rollup_sessions, rollup_hours"
+            "rollup_sessions, rollup_hours, rollup_day_tops, rollup_day_floors"
         )
 
 

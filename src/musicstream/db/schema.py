@@ -24,7 +24,7 @@ _SCHEMA_LOCK = 0x6D73736368656D61
 
 STAR_TABLES = ("trackplays", "users", "tracks", "artists", "timetb")
 BOOK_TABLES = ("etl_runs", "loaded_files", "rejects", "deferred_indexes")
-ROLLUP_TABLES = ("rollup_sessions", "rollup_hours")
+ROLLUP_TABLES = ("rollup_sessions", "rollup_hours", "rollup_day_tops", "rollup_day_floors")
 
 
 def latest_version() -> int:

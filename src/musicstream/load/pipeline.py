@@ -20,7 +20,7 @@ import psycopg
 from musicstream.config import mask_error
 from musicstream.db.bulk import defer_indexes, rebuild_indexes
 from musicstream.db.connection import Database
-from musicstream.db.schema import require_schema
+from musicstream.db.schema import ROLLUP_TABLES, require_schema
 from musicstream.db.sqlfiles import named_statements
 from musicstream.errors import LoadError, MusicstreamError, TooManyRejects
 from musicstream.load.faults import point
@@ -145,6 +145,7 @@ def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
         _exec(conn, run, "moved_sessions", ids)
         moved = _exec(conn, run, "reresolve_plays", ids)
         _exec(conn, run, "recount_catalog_plays")
+    _exec(conn, run, "day_tops", ids)
     if dropped or moved_names:  # a track or artist loses its last name only when a name goes or moves
         added["tracks"] -= _exec(conn, run, "delete_orphan_tracks")
         added["artists"] -= _exec(conn, run, "delete_orphan_artists")
@@ -201,6 +202,8 @@ def _refresh_statistics(conn: psycopg.Connection[Any], result: LoadResult) -> No
         ).fetchall()
     )
     grown = [t for t, before in sizes.items() if result.rows_added.get(t, 1) > 0.1 * max(float(before), 0.0)]
+    if "trackplays" in grown:  # the report's rollups grew with the plays
+        grown += ROLLUP_TABLES
     for table in grown:
         conn.execute(psycopg.sql.SQL("ANALYZE {}").format(psycopg.sql.Identifier(table)))
 

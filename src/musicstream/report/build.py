@@ -30,23 +30,10 @@ class ReportFilters:
         return {"since": self.since, "until": self.until, "tier": self.tier, "top": self.top}
 
 
-# Statements that aggregate every play of the period by a key with a distinct count. Left to itself, the planner
-# walks an index in key order to skip a sort, fetching the heap at random: on 10M plays that took 19–39 s, against
-# 6–9 s for a sequential scan with a hash or sort (measured; benchmarks/README.md). The period filter still uses
-# bitmap scans of the start_time index.
-# The other figures read the small rollup tables (schema 0006).
-_SCAN_ALL = frozenset({"top_tracks", "top_artists"})
-
-
 def _rows(conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        if name in _SCAN_ALL:
-            cur.execute("SET LOCAL enable_indexscan = off")
         cur.execute(named_statements("report/report")[name], params)
-        rows = cur.fetchall()
-        if name in _SCAN_ALL:
-            cur.execute("SET LOCAL enable_indexscan = on")
-        return rows
+        return cur.fetchall()
 
 
 def _ratio(part: float, whole: float) -> float | None:

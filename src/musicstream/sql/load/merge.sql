@@ -318,6 +318,19 @@ WHERE r.day = c.day AND r.tier = c.tier AND r.user_id = c.user_id AND r.session_
   AND r.location IS NOT DISTINCT FROM c.location AND r.user_agent IS NOT DISTINCT FROM c.user_agent
   AND r.catalog_plays <> c.catalog_plays;
 
+-- name: day_tops
+-- The top lists (schema 0008) of every day this run added plays to, or moved plays in (rule 8), recomputed from
+-- the day's plays.
+SELECT refresh_day_tops(ARRAY(
+    SELECT DISTINCT start_time::date FROM trackplays WHERE trackplay_id > %(after_play)s
+    UNION
+    SELECT p.start_time::date
+    FROM trackplays p
+    JOIN resolution r ON p.name_id = r.name_id
+    WHERE (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id)
+      AND p.trackplay_id <= %(after_play)s
+));
+
 -- name: delete_orphan_tracks
 -- Inferred tracks no name resolves to any more (names exist only while a play uses them).
 DELETE FROM tracks t

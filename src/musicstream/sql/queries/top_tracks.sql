@@ -4,12 +4,7 @@
 -- param limit int 10: how many tracks
 SELECT t.title, a.name AS artist, CASE WHEN t.is_inferred THEN 'inferred' ELSE 'catalog' END AS source,
        c.plays, c.listeners
-FROM (
-    SELECT track_id, count(*) AS plays, count(DISTINCT user_id) AS listeners
-    FROM report_plays(%(since)s::date, %(until)s::date, NULL)
-    GROUP BY track_id
-) c
-JOIN tracks t USING (track_id)
+FROM report_top('track', %(since)s::date, %(until)s::date, NULL, %(limit)s::int, 'plays') c
+JOIN tracks t ON t.track_id = c.key
 JOIN artists a ON a.artist_id = t.artist_id
-ORDER BY c.plays DESC, c.listeners DESC, t.track_id
-LIMIT %(limit)s::int;
+ORDER BY c.plays DESC, c.listeners DESC, c.key COLLATE "C";

@@ -1,7 +1,7 @@
 -- The figures of `musicstream report`. Every statement takes %(since)s, %(until)s (dates, inclusive, UTC; NULL =
 -- open), %(tier)s ('free', 'paid' or NULL) and, for top lists, %(top)s. Times are UTC.
--- Most read the rollups the load keeps (schema 0006: report_sessions, report_hours), whose rows are per day, so
--- the period filter selects whole rows and the figures are exact; top tracks and artists read the plays.
+-- They read the rollups the load keeps (schema 0006: report_sessions, report_hours; 0008: report_top), whose
+-- rows are per day, so the period filter selects whole rows and the figures are exact.
 
 -- name: headline
 -- Rollup rows summed per (user, session) first: a session may span days, tiers, locations and agents.
@@ -39,34 +39,28 @@ FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text) s, last
 WHERE s.day >= last.day - 29;
 
 -- name: top_tracks
-WITH counts AS (
-    SELECT track_id, count(*) AS plays, count(DISTINCT user_id) AS listeners
-    FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
-    GROUP BY track_id
-), ranked AS (
-    (SELECT *, 'plays' AS ranking FROM counts ORDER BY plays DESC, listeners DESC, track_id LIMIT %(top)s)
+-- report_top (schema 0008): exact, from the per-day top lists the load keeps.
+SELECT r.ranking, r.key AS track_id, t.title, a.name AS artist, t.is_inferred, r.plays, r.listeners
+FROM (
+    SELECT 'plays' AS ranking, * FROM report_top('track', %(since)s::date, %(until)s::date, %(tier)s::text, %(top)s, 'plays')
     UNION ALL
-    (SELECT *, 'listeners' FROM counts ORDER BY listeners DESC, plays DESC, track_id LIMIT %(top)s)
-)
-SELECT r.ranking, r.track_id, t.title, a.name AS artist, t.is_inferred, r.plays, r.listeners
-FROM ranked r JOIN tracks t USING (track_id) JOIN artists a ON a.artist_id = t.artist_id
+    SELECT 'listeners', * FROM report_top('track', %(since)s::date, %(until)s::date, %(tier)s::text, %(top)s, 'listeners')
+) r
+JOIN tracks t ON t.track_id = r.key
+JOIN artists a ON a.artist_id = t.artist_id
 ORDER BY r.ranking DESC, CASE r.ranking WHEN 'plays' THEN r.plays ELSE r.listeners END DESC,
-         CASE r.ranking WHEN 'plays' THEN r.listeners ELSE r.plays END DESC, r.track_id;
+         CASE r.ranking WHEN 'plays' THEN r.listeners ELSE r.plays END DESC, r.key COLLATE "C";
 
 -- name: top_artists
-WITH counts AS (
-    SELECT artist_id, count(*) AS plays, count(DISTINCT user_id) AS listeners
-    FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
-    GROUP BY artist_id
-), ranked AS (
-    (SELECT *, 'plays' AS ranking FROM counts ORDER BY plays DESC, listeners DESC, artist_id LIMIT %(top)s)
+SELECT r.ranking, r.key AS artist_id, a.name, a.is_inferred, r.plays, r.listeners
+FROM (
+    SELECT 'plays' AS ranking, * FROM report_top('artist', %(since)s::date, %(until)s::date, %(tier)s::text, %(top)s, 'plays')
     UNION ALL
-    (SELECT *, 'listeners' FROM counts ORDER BY listeners DESC, plays DESC, artist_id LIMIT %(top)s)
-)
-SELECT r.ranking, r.artist_id, a.name, a.is_inferred, r.plays, r.listeners
-FROM ranked r JOIN artists a USING (artist_id)
+    SELECT 'listeners', * FROM report_top('artist', %(since)s::date, %(until)s::date, %(tier)s::text, %(top)s, 'listeners')
+) r
+JOIN artists a ON a.artist_id = r.key
 ORDER BY r.ranking DESC, CASE r.ranking WHEN 'plays' THEN r.plays ELSE r.listeners END DESC,
-         CASE r.ranking WHEN 'plays' THEN r.listeners ELSE r.plays END DESC, r.artist_id;
+         CASE r.ranking WHEN 'plays' THEN r.listeners ELSE r.plays END DESC, r.key COLLATE "C";
 
 -- name: hour_weekday
 -- Plays by ISO weekday (1 = Monday) and hour of day, UTC.
