@@ -1,6 +1,6 @@
 -- Top tracks and artists of any period without reading every play of it (docs/SCHEMA.md, "Top lists").
 --
--- Per UTC day and tier, the load keeps the K most played tracks and artists (rollup_day_tops: their plays, their
+-- Per UTC day and tier, the load keeps the (at most) K most played tracks and artists (rollup_day_tops: their plays, their
 -- distinct listeners that day, and who those listeners are) and, per list, the plays of the best key it left out
 -- (rollup_day_floors.plays: no key outside the list had more that day). The load recomputes the lists of every
 -- day it adds plays to or moves plays in (rule 8), from that day's plays, in its own transaction.
@@ -38,14 +38,18 @@ CREATE TABLE IF NOT EXISTS rollup_day_floors (
     PRIMARY KEY (day, tier, kind)
 );
 
--- The lists of some days, computed from their plays (the load calls it with the days it touched; the migration
--- with every day): plays counted per key, the day_tops_kept() best by plays (ties by key) kept with their listeners.
--- Two passes over the days' plays (counts, then the listeners of the keys kept), both hash joins and aggregates.
+-- How many keys a day's list keeps at most (one definition, read by the load and the migration).
 CREATE OR REPLACE FUNCTION day_tops_kept() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 500';
 
+-- The lists of some days, computed from their plays (the load calls it with the days it touched; the migration
+-- with every day): plays counted per key; the keys with the most plays, at most day_tops_kept() of them (a
+-- count is kept whole or not at all: no tie is broken), kept with their listeners. Written for a full load's millions of plays: one scan counts both kinds (grouping sets, hashed); a
+-- histogram of the counts finds each list's cut without sorting every key; a second scan gathers the listeners
+-- of the keys kept (hashed, no sort).
 CREATE OR REPLACE FUNCTION refresh_day_tops(p_days date[])
 RETURNS void
 LANGUAGE plpgsql
+SET enable_mergejoin = off  -- its joins are of a big table with a small one: hash them (no sort of the big one)
 AS $$
 DECLARE
     p_keep int := day_tops_kept();
@@ -57,35 +61,67 @@ BEGIN
     IF lo IS NULL THEN
         RETURN;
     END IF;
-    CREATE TEMP TABLE day_ranked ON COMMIT DROP AS
-    SELECT day, tier, kind, key, plays,
-           row_number() OVER (PARTITION BY day, tier, kind ORDER BY plays DESC, key) AS rank
+    CREATE TEMP TABLE day_counts ON COMMIT DROP AS
+    SELECT day, tier, CASE WHEN by_artist = 1 THEN 'artist' ELSE 'track' END AS kind,
+           CASE WHEN by_artist = 1 THEN artist_id ELSE track_id END AS key, plays
     FROM (
-        SELECT p.start_time::date AS day, p.tier COLLATE "C" AS tier, k.kind, k.key, count(*) AS plays
+        SELECT p.start_time::date AS day, p.tier COLLATE "C" AS tier, p.track_id, p.artist_id,
+               GROUPING(p.track_id) AS by_artist, count(*) AS plays
         FROM trackplays p
-        CROSS JOIN LATERAL (VALUES ('track', p.track_id), ('artist', p.artist_id)) k(kind, key)
         WHERE p.start_time >= lo AND p.start_time < hi AND p.start_time::date = ANY(p_days)
-        GROUP BY 1, 2, 3, 4
+        GROUP BY GROUPING SETS ((1, 2, 3), (1, 2, 4))
     ) c;
-    INSERT INTO rollup_day_floors (day, tier, kind, plays)
-    SELECT day, tier, kind, coalesce(max(plays) FILTER (WHERE rank > p_keep), 0)
-    FROM day_ranked
-    GROUP BY 1, 2, 3;
-    DELETE FROM day_ranked WHERE rank > p_keep;
-    ANALYZE day_ranked;
-    INSERT INTO rollup_day_tops (day, tier, kind, key, plays, listeners, users)
-    SELECT r.day, r.tier, r.kind, r.key, min(r.plays), count(DISTINCT e.user_id),
-           array_agg(DISTINCT e.user_id ORDER BY e.user_id)
+    ANALYZE day_counts;
+    -- each list keeps the keys with at least "cut" plays, the smallest count such that those keys are at most
+    -- p_keep (found from a histogram of the counts, no sort of the keys), and "below" is the next smaller count,
+    -- the most plays of a key left out (NULL: none left out)
+    CREATE TEMP TABLE day_cuts ON COMMIT DROP AS
+    SELECT day, tier, kind, min(plays) FILTER (WHERE at_or_above <= p_keep) AS cut,
+           max(plays) FILTER (WHERE at_or_above > p_keep) AS below
     FROM (
-        SELECT p.start_time::date AS day, p.tier COLLATE "C" AS tier, k.kind, k.key, p.user_id
-        FROM trackplays p
-        CROSS JOIN LATERAL (VALUES ('track', p.track_id), ('artist', p.artist_id)) k(kind, key)
-        WHERE p.start_time >= lo AND p.start_time < hi AND p.start_time::date = ANY(p_days)
-    ) e
-    JOIN day_ranked r USING (day, tier, kind, key)
-    GROUP BY 1, 2, 3, 4
+        SELECT day, tier, kind, plays,
+               sum(keys) OVER (PARTITION BY day, tier, kind ORDER BY plays DESC) AS at_or_above
+        FROM (SELECT day, tier, kind, plays, count(*) AS keys FROM day_counts GROUP BY 1, 2, 3, 4) h
+    ) w
+    GROUP BY 1, 2, 3;
+    INSERT INTO rollup_day_floors (day, tier, kind, plays)
+    SELECT day, tier, kind, coalesce(below, 0) FROM day_cuts;
+    CREATE TEMP TABLE day_kept ON COMMIT DROP AS
+    SELECT c.day, c.tier, c.kind, c.key, c.plays
+    FROM day_counts c
+    JOIN day_cuts x USING (day, tier, kind)
+    WHERE c.plays >= x.cut;
+    ANALYZE day_kept;
+    -- the listeners of each key kept: the days' plays of kept keys (a hashed semi-join), their (key, user) pairs
+    -- made distinct by hashing, one scan per kind, each list's array sorted on its own (no sort of every pair)
+    INSERT INTO rollup_day_tops (day, tier, kind, key, plays, listeners, users)
+    SELECT k.day, k.tier, k.kind, k.key, k.plays, cardinality(l.users), ARRAY(SELECT u FROM unnest(l.users) u ORDER BY u)
+    FROM day_kept k
+    JOIN (
+        SELECT day, tier, 'track' AS kind, key, array_agg(user_id) AS users
+        FROM (
+            SELECT p.start_time::date AS day, p.tier COLLATE "C" AS tier, p.track_id AS key, p.user_id
+            FROM trackplays p
+            WHERE p.start_time >= lo AND p.start_time < hi
+              AND (p.start_time::date, p.tier COLLATE "C", p.track_id)
+                  IN (SELECT day, tier, key FROM day_kept WHERE kind = 'track')
+            GROUP BY 1, 2, 3, 4
+        ) pairs
+        GROUP BY 1, 2, 4
+        UNION ALL
+        SELECT day, tier, 'artist', key, array_agg(user_id)
+        FROM (
+            SELECT p.start_time::date AS day, p.tier COLLATE "C" AS tier, p.artist_id AS key, p.user_id
+            FROM trackplays p
+            WHERE p.start_time >= lo AND p.start_time < hi
+              AND (p.start_time::date, p.tier COLLATE "C", p.artist_id)
+                  IN (SELECT day, tier, key FROM day_kept WHERE kind = 'artist')
+            GROUP BY 1, 2, 3, 4
+        ) pairs
+        GROUP BY 1, 2, 4
+    ) l USING (day, tier, kind, key)
     ORDER BY 1, 2, 3, 4;
-    DROP TABLE day_ranked;
+    DROP TABLE day_kept, day_cuts, day_counts;
 END
 $$;
 
