@@ -88,6 +88,13 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
         "rollup_hours": rows(db, "SELECT * FROM rollup_hours ORDER BY 1, 2, 3"),
         "rollup_day_tops": rows(db, "SELECT * FROM rollup_day_tops ORDER BY 1, 2, 3, 4"),
         "rollup_day_floors": rows(db, "SELECT * FROM rollup_day_floors ORDER BY 1, 2, 3"),
+        # listener numbers follow the order users first appear: the bitmaps differ, their counts do not
+        "rollup_day_sets": rows(
+            db,
+            """SELECT day, tier, dim, value, plays, length_ms, catalog_plays, first_play, last_play, listeners
+               FROM rollup_day_sets ORDER BY 1, 2, 3, 4""",
+        ),
+        "rollup_session_days": rows(db, "SELECT * FROM rollup_session_days ORDER BY 1, 2, 3"),
         "play_names": rows(
             db,
             """SELECT title_key, artist_key, length_ms, song_title, artist_name, track_id, artist_id
@@ -100,7 +107,8 @@ def reset(db: Database) -> None:
     with db.connect() as conn:
         conn.execute(
             "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs, "
-            "rollup_sessions, rollup_hours, rollup_day_tops, rollup_day_floors"
+            "rollup_sessions, rollup_hours, rollup_day_tops, rollup_day_floors, rollup_day_sets, "
+            "rollup_session_days"
         )
 
 

@@ -55,7 +55,8 @@ def test_slices_and_workers_match_serial(
         with db.connect() as conn:
             conn.execute(
                 "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs, "
-                "rollup_sessions, rollup_hours, rollup_day_tops, rollup_day_floors"
+                "rollup_sessions, rollup_hours, rollup_day_tops, rollup_day_floors, rollup_day_sets, "
+                "rollup_session_days"
             )
         result = run_load(db, [tmp_path, udacity], LoadOptions(workers=workers))
         assert _state(db) == expected, f"workers={workers}"

@@ -133,7 +133,7 @@ def test_migration_fills_the_rollups_of_a_loaded_database(db: Database, corpus: 
         back_to_version_6(conn)
         conn.execute("DROP TABLE rollup_sessions, rollup_hours CASCADE")
         conn.execute("DELETE FROM schema_migrations WHERE version = 6")
-        assert migrate(conn) == [6, 7, 8]
+        assert migrate(conn) == [6, 7, 8, 9]
     assert rollups(db) == expected
     assert (rows(db, tops), rows(db, floors)) == (loaded_tops, loaded_floors)
 
@@ -401,6 +401,10 @@ def _synthetic_events(seed: int) -> list[dict[str, Any]]:
                     }
                 )
                 ts += rng.choice([0, 0, 30000, 3600000])  # equal times, and a session may cross midnight
+    # a session used again days later (gaps between its days), on one tier then the other
+    for item, (day, level) in enumerate([(0, "free"), (0, "paid"), (3, "free"), (5, "paid"), (5, "free")]):
+        again = {**events[0], "userId": "99", "sessionId": 7, "itemInSession": item, "level": level}
+        events.append({**again, "ts": start + day * 86400000 + 3600000 * (1 + item)})
     return events
 
 

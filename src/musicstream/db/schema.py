@@ -24,7 +24,14 @@ _SCHEMA_LOCK = 0x6D73736368656D61
 
 STAR_TABLES = ("trackplays", "users", "tracks", "artists", "timetb")
 BOOK_TABLES = ("etl_runs", "loaded_files", "rejects", "deferred_indexes")
-ROLLUP_TABLES = ("rollup_sessions", "rollup_hours", "rollup_day_tops", "rollup_day_floors")
+ROLLUP_TABLES = (
+    "rollup_sessions",
+    "rollup_hours",
+    "rollup_day_tops",
+    "rollup_day_floors",
+    "rollup_day_sets",
+    "rollup_session_days",
+)
 
 
 def latest_version() -> int:

@@ -145,7 +145,9 @@ def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
         _exec(conn, run, "moved_sessions", ids)
         moved = _exec(conn, run, "reresolve_plays", ids)
         _exec(conn, run, "recount_catalog_plays")
-    _exec(conn, run, "day_tops", ids)
+    _exec(conn, run, "touched_days", ids)
+    _exec(conn, run, "day_tops")
+    _exec(conn, run, "day_sets")
     if dropped or moved_names:  # a track or artist loses its last name only when a name goes or moves
         added["tracks"] -= _exec(conn, run, "delete_orphan_tracks")
         added["artists"] -= _exec(conn, run, "delete_orphan_artists")

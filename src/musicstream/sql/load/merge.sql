@@ -187,10 +187,23 @@ WHERE t.track_id = r.track_id AND t.is_inferred AND r.title < t.title COLLATE "C
 
 -- name: merge_users
 -- Rule 3: a user's row carries the attributes of the user's latest event by (ts, session, item). Before the
--- plays: trackplays.user_id references users.
-WITH ins AS (
-    INSERT INTO users AS u (user_id, first_name, last_name, gender, tier, last_event_ts, last_session_id, last_item)
-    SELECT user_id, first_name, last_name, gender, tier, ts, session_id, item_in_session FROM stage_users
+-- plays: trackplays.user_id references users. A new user gets the next listener number (schema 9: bit n of the
+-- report's bitmaps), in user id order within the run.
+WITH src AS (
+    SELECT s.*, e.user_id IS NULL AS is_new
+    FROM stage_users s
+    LEFT JOIN users e USING (user_id)
+), numbered AS (
+    SELECT src.*,
+           CASE WHEN is_new
+                THEN (SELECT coalesce(max(listener_no), -1) FROM users)
+                     + row_number() OVER (PARTITION BY is_new ORDER BY user_id)
+           END AS listener_no
+    FROM src
+), ins AS (
+    INSERT INTO users AS u (user_id, first_name, last_name, gender, tier, last_event_ts, last_session_id, last_item,
+                            listener_no)
+    SELECT user_id, first_name, last_name, gender, tier, ts, session_id, item_in_session, listener_no FROM numbered
     ON CONFLICT (user_id) DO UPDATE
     SET first_name = excluded.first_name, last_name = excluded.last_name, gender = excluded.gender,
         tier = excluded.tier, last_event_ts = excluded.last_event_ts,
@@ -318,18 +331,31 @@ WHERE r.day = c.day AND r.tier = c.tier AND r.user_id = c.user_id AND r.session_
   AND r.location IS NOT DISTINCT FROM c.location AND r.user_agent IS NOT DISTINCT FROM c.user_agent
   AND r.catalog_plays <> c.catalog_plays;
 
--- name: day_tops
--- The top lists (schema 0008) of every day this run added plays to, or moved plays in (rule 8), recomputed from
--- the day's plays.
-SELECT refresh_day_tops(ARRAY(
-    SELECT DISTINCT start_time::date FROM trackplays WHERE trackplay_id > %(after_play)s
+-- name: touched_days
+-- The days whose report rollups this run changes: days it added plays to (new_play), and days of known plays
+-- that rule 8 moved to another track or artist.
+CREATE TEMP TABLE touched_days ON COMMIT DROP AS
+SELECT day, bool_or(new_play) AS new_play
+FROM (
+    SELECT DISTINCT start_time::date AS day, TRUE AS new_play FROM trackplays WHERE trackplay_id > %(after_play)s
     UNION
-    SELECT p.start_time::date
+    SELECT p.start_time::date, FALSE
     FROM trackplays p
     JOIN resolution r ON p.name_id = r.name_id
     WHERE (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id)
       AND p.trackplay_id <= %(after_play)s
-));
+) d
+GROUP BY day;
+
+-- name: day_tops
+-- The top lists (schema 8) of the touched days, recomputed from their plays.
+SELECT refresh_day_tops(ARRAY(SELECT day FROM touched_days));
+
+-- name: day_sets
+-- The day sets (schema 9) of the touched days, from their rollup rows; the session counts from the first day
+-- with new plays on (a later day's counts depend on it).
+SELECT refresh_day_sets(ARRAY(SELECT day FROM touched_days)),
+       refresh_session_days((SELECT min(day) FROM touched_days WHERE new_play));
 
 -- name: delete_orphan_tracks
 -- Inferred tracks no name resolves to any more (names exist only while a play uses them).

@@ -4,26 +4,20 @@
 -- rows are per day, so the period filter selects whole rows and the figures are exact.
 
 -- name: headline
--- Rollup rows summed per (user, session) first: a session may span days, tiers, locations and agents.
-WITH per_session AS (
-    SELECT user_id, session_id, sum(plays) AS plays, sum(length_ms) AS length_ms,
-           min(first_play) AS first_play, max(last_play) AS last_play
-    FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text)
-    GROUP BY user_id, session_id
-)
+-- Listeners: the union of the days' bitmaps (schema 9); sessions: report_session_count.
 SELECT coalesce(sum(plays), 0) AS plays,
-       count(DISTINCT user_id) AS listeners,
+       coalesce(bit_count(bits_union(users)), 0) AS listeners,
        coalesce(sum(length_ms), 0) / 3600000.0 AS listening_hours,
-       count(*) AS sessions,
+       report_session_count(%(since)s::date, %(until)s::date, %(tier)s::text) AS sessions,
        min(first_play) AS first_play,
        max(last_play) AS last_play
-FROM per_session;
+FROM report_day_sets(%(since)s::date, %(until)s::date, %(tier)s::text, 'day');
 
 -- name: daily_listeners
 -- Distinct listeners per day, every day from the first to the last play (days without plays count as 0).
 WITH daily AS (
-    SELECT day, count(DISTINCT user_id) AS listeners, sum(plays) AS plays
-    FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text)
+    SELECT day, bit_count(bits_union(users)) AS listeners, sum(plays) AS plays
+    FROM report_day_sets(%(since)s::date, %(until)s::date, %(tier)s::text, 'day')
     GROUP BY 1
 )
 SELECT d::date AS day, coalesce(daily.listeners, 0) AS listeners, coalesce(daily.plays, 0) AS plays
@@ -33,9 +27,11 @@ ORDER BY 1;
 
 -- name: monthly_window
 -- Distinct listeners in the last 30 days of the period (ending at the last day with plays): the MAU.
-WITH last AS (SELECT max(day) AS day FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text))
-SELECT count(DISTINCT s.user_id) AS mau, min(last.day) - 29 AS window_start, min(last.day) AS window_end
-FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text) s, last
+WITH days AS (SELECT * FROM report_day_sets(%(since)s::date, %(until)s::date, %(tier)s::text, 'day')),
+last AS (SELECT max(day) AS day FROM days)
+SELECT coalesce(bit_count(bits_union(s.users)), 0) AS mau, min(last.day) - 29 AS window_start,
+       min(last.day) AS window_end
+FROM days s, last
 WHERE s.day >= last.day - 29;
 
 -- name: top_tracks
@@ -71,16 +67,17 @@ ORDER BY 1, 2;
 
 -- name: tiers
 -- Plays and distinct listeners on each tier (a user who changed tier counts on both).
-SELECT tier, sum(plays) AS plays, count(DISTINCT user_id) AS listeners
-FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text)
+SELECT tier, sum(plays) AS plays, bit_count(bits_union(users)) AS listeners
+FROM report_day_sets(%(since)s::date, %(until)s::date, %(tier)s::text, 'day')
 GROUP BY tier
 ORDER BY tier;
 
 -- name: current_tiers
 -- Listeners of the period by their tier at their latest event.
+WITH period AS (SELECT bits_union(users) AS users FROM report_day_sets(%(since)s::date, %(until)s::date, %(tier)s::text, 'day'))
 SELECT u.tier, count(*) AS users
-FROM users u
-WHERE u.user_id IN (SELECT user_id FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text))
+FROM users u, period
+WHERE bit_is_set(period.users, u.listener_no)
 GROUP BY u.tier
 ORDER BY u.tier;
 
@@ -88,12 +85,23 @@ ORDER BY u.tier;
 -- Users whose plays over time show an upgrade (free then paid) or a downgrade (paid then free), in the order
 -- (start_time, session_id, item_in_session) on both tiers. Some free play precedes some paid play exactly when
 -- the sequence steps from free to paid somewhere: when the user's first free play comes before the last paid
--- one. A position is compared as an array (start time in microseconds since the epoch, session, item).
-WITH positions AS (
+-- one. A position is compared as an array (start time in microseconds since the epoch, session, item). Only the
+-- users with plays on both tiers in the period can change (the AND of the two tiers' bitmaps): their sessions.
+WITH tiers AS (
+    SELECT tier, bits_union(users) AS users
+    FROM report_day_sets(%(since)s::date, %(until)s::date, NULL, 'day')
+    GROUP BY tier
+), both_tiers AS (
+    SELECT u.user_id
+    FROM users u
+    WHERE bit_is_set((SELECT users FROM tiers WHERE tier = 'free'), u.listener_no)
+      AND bit_is_set((SELECT users FROM tiers WHERE tier = 'paid'), u.listener_no)
+), positions AS (
     SELECT user_id, tier,
            ARRAY[(extract(epoch FROM first_play) * 1000000)::bigint, session_id, first_item] AS first_at,
            ARRAY[(extract(epoch FROM last_play) * 1000000)::bigint, session_id, last_item] AS last_at
     FROM report_sessions(%(since)s::date, %(until)s::date, NULL)
+    WHERE user_id IN (SELECT user_id FROM both_tiers)
 ), ends AS (
     SELECT user_id,
            min(first_at) FILTER (WHERE tier = 'free') AS free_first, max(last_at) FILTER (WHERE tier = 'free') AS free_last,
@@ -107,22 +115,22 @@ SELECT count(*) FILTER (WHERE free_first < paid_last) AS upgraded,
 FROM ends;
 
 -- name: top_locations
-SELECT coalesce(location, '(unknown)') AS location, sum(plays) AS plays, count(DISTINCT user_id) AS listeners
-FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text)
+SELECT coalesce(value, '(unknown)') AS location, sum(plays) AS plays, bit_count(bits_union(users)) AS listeners
+FROM report_day_sets(%(since)s::date, %(until)s::date, %(tier)s::text, 'location')
 GROUP BY 1
 ORDER BY plays DESC, listeners DESC, location
 LIMIT %(top)s;
 
 -- name: user_agents
 -- Every distinct user agent with its plays and listeners; families are derived in Python.
-SELECT coalesce(user_agent, '') AS user_agent, sum(plays) AS plays, count(DISTINCT user_id) AS listeners
-FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text)
+SELECT coalesce(value, '') AS user_agent, sum(plays) AS plays, bit_count(bits_union(users)) AS listeners
+FROM report_day_sets(%(since)s::date, %(until)s::date, %(tier)s::text, 'agent')
 GROUP BY 1
 ORDER BY plays DESC, user_agent;
 
 -- name: catalog_match
 SELECT coalesce(sum(catalog_plays), 0) AS matched, coalesce(sum(plays), 0) AS plays
-FROM report_sessions(%(since)s::date, %(until)s::date, %(tier)s::text);
+FROM report_day_sets(%(since)s::date, %(until)s::date, %(tier)s::text, 'day');
 
 -- name: coverage
 -- What the database holds, whatever the filters: the days with plays and how many (an empty period says so).
