@@ -267,11 +267,11 @@ def test_a_user_without_a_name_is_unknown_and_keeps_the_play(db: Database, tmp_p
 def back_to_version_8(conn: psycopg.Connection[Any]) -> None:
     """The schema as migration 8 left it: no listener numbers, day sets or session days."""
     conn.execute(
-        """DROP FUNCTION refresh_day_sets, refresh_session_days, report_day_sets, report_session_count, bit_is_set;
-           DROP TABLE rollup_day_sets, rollup_session_days;
+        """DROP FUNCTION refresh_day_sets, refresh_session_days, report_day_sets, report_session_count, bit_is_set,
+                         bit_positions;
+           DROP TABLE rollup_day_sets, rollup_session_days, rollup_user_days;
            DROP AGGREGATE bits_union(varbit);
            DROP FUNCTION bits_or;
-           DROP INDEX rollup_sessions_user;
            ALTER TABLE users DROP COLUMN listener_no;
            DELETE FROM schema_migrations WHERE version = 9"""
     )

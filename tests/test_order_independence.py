@@ -95,6 +95,7 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
                FROM rollup_day_sets ORDER BY 1, 2, 3, 4""",
         ),
         "rollup_session_days": rows(db, "SELECT * FROM rollup_session_days ORDER BY 1, 2, 3"),
+        "rollup_user_days": rows(db, "SELECT * FROM rollup_user_days ORDER BY 1, 2, 3"),
         "play_names": rows(
             db,
             """SELECT title_key, artist_key, length_ms, song_title, artist_name, track_id, artist_id
@@ -108,7 +109,7 @@ def reset(db: Database) -> None:
         conn.execute(
             "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs, "
             "rollup_sessions, rollup_hours, rollup_day_tops, rollup_day_floors, rollup_day_sets, "
-            "rollup_session_days"
+            "rollup_session_days, rollup_user_days"
         )
 
 

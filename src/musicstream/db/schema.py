@@ -31,6 +31,7 @@ ROLLUP_TABLES = (
     "rollup_day_floors",
     "rollup_day_sets",
     "rollup_session_days",
+    "rollup_user_days",
 )
 
 

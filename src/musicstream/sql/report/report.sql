@@ -85,8 +85,8 @@ ORDER BY u.tier;
 -- Users whose plays over time show an upgrade (free then paid) or a downgrade (paid then free), in the order
 -- (start_time, session_id, item_in_session) on both tiers. Some free play precedes some paid play exactly when
 -- the sequence steps from free to paid somewhere: when the user's first free play comes before the last paid
--- one. A position is compared as an array (start time in microseconds since the epoch, session, item). Only the
--- users with plays on both tiers in the period can change (the AND of the two tiers' bitmaps): their sessions.
+-- one. Positions compare as arrays (schema 9, rollup_user_days). Only users with plays on both tiers in the
+-- period can change: those whose listener bit is set in both tiers' bitmaps.
 WITH tiers AS (
     SELECT tier, bits_union(users) AS users
     FROM report_day_sets(%(since)s::date, %(until)s::date, NULL, 'day')
@@ -94,20 +94,21 @@ WITH tiers AS (
 ), both_tiers AS (
     SELECT u.user_id
     FROM users u
-    WHERE bit_is_set((SELECT users FROM tiers WHERE tier = 'free'), u.listener_no)
-      AND bit_is_set((SELECT users FROM tiers WHERE tier = 'paid'), u.listener_no)
-), positions AS (
-    SELECT user_id, tier,
-           ARRAY[(extract(epoch FROM first_play) * 1000000)::bigint, session_id, first_item] AS first_at,
-           ARRAY[(extract(epoch FROM last_play) * 1000000)::bigint, session_id, last_item] AS last_at
-    FROM report_sessions(%(since)s::date, %(until)s::date, NULL)
-    WHERE user_id IN (SELECT user_id FROM both_tiers)
+    WHERE u.listener_no IN (
+        SELECT bit_positions(users) FROM tiers WHERE tier = 'free'
+        INTERSECT
+        SELECT bit_positions(users) FROM tiers WHERE tier = 'paid'
+    )
 ), ends AS (
-    SELECT user_id,
-           min(first_at) FILTER (WHERE tier = 'free') AS free_first, max(last_at) FILTER (WHERE tier = 'free') AS free_last,
-           min(first_at) FILTER (WHERE tier = 'paid') AS paid_first, max(last_at) FILTER (WHERE tier = 'paid') AS paid_last
-    FROM positions
-    GROUP BY user_id
+    SELECT d.user_id,
+           min(d.first_at) FILTER (WHERE d.tier = 'free') AS free_first,
+           max(d.last_at) FILTER (WHERE d.tier = 'free') AS free_last,
+           min(d.first_at) FILTER (WHERE d.tier = 'paid') AS paid_first,
+           max(d.last_at) FILTER (WHERE d.tier = 'paid') AS paid_last
+    FROM rollup_user_days d
+    JOIN both_tiers b USING (user_id)
+    WHERE d.day >= coalesce(%(since)s::date, '-infinity'::date) AND d.day <= coalesce(%(until)s::date, 'infinity'::date)
+    GROUP BY d.user_id
 )
 SELECT count(*) FILTER (WHERE free_first < paid_last) AS upgraded,
        count(*) FILTER (WHERE paid_first < free_last) AS downgraded,

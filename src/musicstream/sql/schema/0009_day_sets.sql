@@ -8,6 +8,8 @@
 -- agent; each row's plays, length, catalog plays, first and last play, and its listeners' bitmap. The load
 -- recomputes the rows of every day it touches from rollup_sessions (rule 8's moves included).
 --
+-- rollup_user_days: per day, tier and user, the first and last play (for the tier changes).
+--
 -- rollup_session_days: sessions counted without their pairs. A period's sessions are those active on one of its
 -- days whose previous active day (on the same tier, or on any tier: tiers '*') falls before the period; so each
 -- day keeps how many of its sessions had which previous active day.
@@ -70,8 +72,26 @@ CREATE TABLE IF NOT EXISTS rollup_session_days (
 CREATE UNIQUE INDEX IF NOT EXISTS rollup_session_days_key
     ON rollup_session_days (day, tiers, prev_day) NULLS NOT DISTINCT;
 
--- tier_changes reads the sessions of some users.
-CREATE INDEX IF NOT EXISTS rollup_sessions_user ON rollup_sessions (user_id);
+-- Per day, tier and user: the user's first and last play of the day on the tier, as positions (start time in
+-- microseconds since the epoch, session, item) that compare in play order. tier_changes reads the rows of the
+-- users with plays on both tiers in the period.
+CREATE TABLE IF NOT EXISTS rollup_user_days (
+    day      DATE NOT NULL,
+    tier     TEXT NOT NULL,
+    user_id  INT NOT NULL,
+    first_at BIGINT[] NOT NULL,
+    last_at  BIGINT[] NOT NULL,
+    PRIMARY KEY (day, tier, user_id)
+);
+
+-- The bits set in a bitmap, as listener numbers.
+CREATE OR REPLACE FUNCTION bit_positions(b varbit)
+RETURNS SETOF int
+LANGUAGE sql
+IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT (n - 1)::int FROM string_to_table(b::text, NULL) WITH ORDINALITY AS t(bit, n) WHERE bit = '1'
+$$;
 
 -- The day sets of some days, from their rollup_sessions rows.
 CREATE OR REPLACE FUNCTION refresh_day_sets(p_days date[])
@@ -81,6 +101,15 @@ SET enable_mergejoin = off
 AS $$
 BEGIN
     DELETE FROM rollup_day_sets WHERE day = ANY(p_days);
+    DELETE FROM rollup_user_days WHERE day = ANY(p_days);
+    INSERT INTO rollup_user_days (day, tier, user_id, first_at, last_at)
+    SELECT day, tier, user_id,
+           min(ARRAY[(date_part('epoch', first_play) * 1000000)::bigint, session_id, first_item]),
+           max(ARRAY[(date_part('epoch', last_play) * 1000000)::bigint, session_id, last_item])
+    FROM rollup_sessions
+    WHERE day = ANY(p_days)
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3;
     CREATE TEMP TABLE day_set_rows ON COMMIT DROP AS
     SELECT r.day, r.tier, g.dim, g.value, r.plays, r.length_ms, r.catalog_plays, r.first_play, r.last_play,
            u.listener_no
@@ -165,4 +194,4 @@ $$;
 -- The figures of the data already loaded.
 SELECT refresh_day_sets(ARRAY(SELECT DISTINCT day FROM rollup_sessions));
 SELECT refresh_session_days('-infinity');
-ANALYZE users, rollup_day_sets, rollup_session_days;
+ANALYZE users, rollup_day_sets, rollup_session_days, rollup_user_days;
