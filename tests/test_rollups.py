@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg.rows import dict_row
 
 from conftest import rows
 from musicstream import run_load
@@ -45,7 +46,8 @@ WITH plays AS (
 SELECT day, tier, user_id, session_id, location, user_agent, count(*)::int, sum(length_ms)::bigint,
        sum(CASE WHEN is_inferred THEN 0 ELSE 1 END)::int,
        max(start_time) FILTER (WHERE from_first = 1), max(item_in_session) FILTER (WHERE from_first = 1),
-       max(start_time) FILTER (WHERE from_last = 1), max(item_in_session) FILTER (WHERE from_last = 1)
+       max(start_time) FILTER (WHERE from_last = 1), max(item_in_session) FILTER (WHERE from_last = 1),
+       (SELECT sum(DISTINCT power(2, h))::int FROM unnest(array_agg(extract(hour FROM start_time)::int)) h)
 FROM plays
 GROUP BY day, tier, user_id, session_id, location, user_agent
 ORDER BY 1, 2, 3, 4, 5, 6
@@ -66,7 +68,7 @@ def rollups(db: Database) -> dict[str, list[tuple[Any, ...]]]:
         "sessions": rows(
             db,
             """SELECT day, tier, user_id, session_id, location, user_agent, plays, length_ms, catalog_plays,
-                      first_play, first_item, last_play, last_item
+                      first_play, first_item, last_play, last_item, hours
                FROM rollup_sessions ORDER BY 1, 2, 3, 4, 5, 6""",
         ),
         "hours": rows(db, "SELECT day, hour, tier, plays FROM rollup_hours ORDER BY 1, 2, 3"),
@@ -435,3 +437,103 @@ def test_report_equals_the_report_from_the_plays_on_synthetic_plays(
         assert new == _old_report(db, f, monkeypatch), f
         changes.add(tuple(new["tier_changes"].values()))
     assert len(changes) > 1
+    _curated_equal_the_old(db)
+
+
+# The curated queries before the rollups (musicstream 0.x, sql/queries/), kept verbatim as the reference.
+OLD_QUERIES = {
+    "hourly_pattern": """
+SELECT h AS hour_utc, coalesce(c.plays, 0) AS plays, coalesce(c.listeners, 0) AS listeners,
+       round(100.0 * coalesce(c.plays, 0) / nullif(sum(coalesce(c.plays, 0)) OVER (), 0), 1) AS percent
+FROM generate_series(0, 23) h
+LEFT JOIN (
+    SELECT extract(hour FROM start_time)::int AS hour, count(*) AS plays, count(DISTINCT user_id) AS listeners
+    FROM report_plays(%(since)s::date, %(until)s::date, %(tier)s::text)
+    GROUP BY 1
+) c ON c.hour = h
+ORDER BY h
+""",
+    "session_lengths": """
+WITH sessions AS (
+    SELECT user_id, session_id, count(*) AS songs,
+           extract(epoch FROM max(start_time) - min(start_time)) / 60.0 AS minutes
+    FROM report_plays(%(since)s::date, %(until)s::date, NULL)
+    GROUP BY user_id, session_id
+), bucketed AS (
+    SELECT CASE WHEN songs = 1 THEN 1 WHEN songs <= 5 THEN 2 WHEN songs <= 10 THEN 3
+                WHEN songs <= 20 THEN 4 WHEN songs <= 50 THEN 5 ELSE 6 END AS bucket, songs, minutes
+    FROM sessions
+)
+SELECT (ARRAY['1 song', '2-5 songs', '6-10 songs', '11-20 songs', '21-50 songs', 'over 50 songs'])[bucket]
+           AS session_length,
+       count(*) AS sessions,
+       round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS percent,
+       round(avg(songs), 1) AS avg_songs,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY minutes)::numeric, 1) AS median_minutes
+FROM bucketed
+GROUP BY bucket
+ORDER BY bucket
+""",
+    "free_to_paid": """
+WITH firsts AS (
+    SELECT DISTINCT ON (user_id) user_id, tier AS first_tier, start_time AS first_play
+    FROM report_plays(%(since)s::date, %(until)s::date, NULL)
+    ORDER BY user_id, start_time, session_id, item_in_session
+), upgrades AS (
+    SELECT p.user_id, min(p.start_time) AS first_paid_play
+    FROM report_plays(%(since)s::date, %(until)s::date, 'paid') p
+    JOIN firsts f ON f.user_id = p.user_id AND f.first_tier = 'free'
+    GROUP BY p.user_id
+)
+SELECT count(*) FILTER (WHERE f.first_tier = 'free') AS started_free,
+       count(u.user_id) AS converted,
+       round(100.0 * count(u.user_id) / nullif(count(*) FILTER (WHERE f.first_tier = 'free'), 0), 1)
+           AS conversion_percent,
+       round((avg(extract(epoch FROM u.first_paid_play - f.first_play)) / 86400.0)::numeric, 1)
+           AS avg_days_to_convert
+FROM firsts f
+LEFT JOIN upgrades u USING (user_id)
+""",
+    "top_tracks": """
+SELECT t.title, a.name AS artist, CASE WHEN t.is_inferred THEN 'inferred' ELSE 'catalog' END AS source,
+       c.plays, c.listeners
+FROM report_top('track', %(since)s::date, %(until)s::date, NULL, %(limit)s::int, 'plays') c
+JOIN tracks t ON t.track_id = c.key
+JOIN artists a ON a.artist_id = t.artist_id
+ORDER BY c.plays DESC, c.listeners DESC, c.key COLLATE "C"
+""",
+}
+QUERY_PARAMS = [
+    {},
+    {"since": "2018-11-05", "until": "2018-11-21"},
+    {"since": "2018-11-21"},
+    {"until": "2018-11-04"},
+    {"since": "2018-11-15", "until": "2018-11-15"},
+    {"since": "2019-01-01"},
+]
+
+
+def _curated_equal_the_old(db: Database) -> None:
+    from musicstream import queries
+
+    with db.connect() as conn:
+        for name, old_sql in OLD_QUERIES.items():
+            query = queries.get(name)
+            for given in QUERY_PARAMS:
+                tiers = ["null", "free", "paid"] if any(p.name == "tier" for p in query.params) else ["null"]
+                for tier in tiers:
+                    values = queries.bind(
+                        query, [f"{k}={v}" for k, v in given.items()] + ([f"tier={tier}"] if len(tiers) > 1 else [])
+                    )
+                    _, new = queries.run(conn, query, values)
+                    with conn.cursor(row_factory=dict_row) as cur:
+                        old = cur.execute(old_sql, values).fetchall()
+                    assert new == old, (name, values)
+
+
+def test_curated_queries_equal_the_queries_on_the_plays(db: Database, udacity: Path, corpus: list[Path]) -> None:
+    logs = sorted((udacity / "log_data").rglob("*.json"))
+    run_load(db, logs[1::2])
+    run_load(db, [udacity / "song_data", *logs[::2]])
+    run_load(db, [p for p in corpus if "song_data" in p.parts and "Z" in p.parts])
+    _curated_equal_the_old(db)

@@ -32,6 +32,7 @@ ROLLUP_TABLES = (
     "rollup_day_sets",
     "rollup_session_days",
     "rollup_user_days",
+    "rollup_hour_sets",
 )
 
 

@@ -253,15 +253,16 @@ ORDER BY start_time;
 -- the first and last item are the smallest and largest (millisecond of the day, item) packed into one bigint
 -- (86,400,000 ms × 2^32 fits), and the text keys are grouped by bytes ("C"): equality is all a group needs.
 INSERT INTO rollup_sessions AS r (day, tier, user_id, session_id, location, user_agent, plays, length_ms,
-                                  catalog_plays, first_play, first_item, last_play, last_item)
+                                  catalog_plays, first_play, first_item, last_play, last_item, hours)
 SELECT day, tier, user_id, session_id, location, user_agent, plays, length_ms, catalog_plays,
-       first_play, (mod(first_key, 4294967296) - 2147483648)::int, last_play, (mod(last_key, 4294967296) - 2147483648)::int
+       first_play, (mod(first_key, 4294967296) - 2147483648)::int, last_play, (mod(last_key, 4294967296) - 2147483648)::int,
+       hours
 FROM (
     SELECT p.start_time::date AS day, p.tier COLLATE "C" AS tier, p.user_id, p.session_id,
            p.location COLLATE "C" AS location, p.user_agent COLLATE "C" AS user_agent,
            count(*) AS plays, sum(n.length_ms) AS length_ms, count(*) FILTER (WHERE NOT t.is_inferred) AS catalog_plays,
            min(p.start_time) AS first_play, max(p.start_time) AS last_play,
-           min(k.key) AS first_key, max(k.key) AS last_key
+           min(k.key) AS first_key, max(k.key) AS last_key, bit_or(1 << date_part('hour', p.start_time)::int) AS hours
     FROM trackplays p
     CROSS JOIN LATERAL (
         SELECT round(date_part('epoch', p.start_time - p.start_time::date) * 1000)::bigint * 4294967296
@@ -282,7 +283,8 @@ SET plays = r.plays + excluded.plays,
                       THEN excluded.first_item ELSE r.first_item END,
     last_play = greatest(r.last_play, excluded.last_play),
     last_item = CASE WHEN (excluded.last_play, excluded.last_item) > (r.last_play, r.last_item)
-                     THEN excluded.last_item ELSE r.last_item END;
+                     THEN excluded.last_item ELSE r.last_item END,
+    hours = r.hours | excluded.hours;
 
 -- name: rollup_hours
 INSERT INTO rollup_hours AS r (day, hour, tier, plays)

@@ -2,9 +2,9 @@
 -- param since date null: first day, UTC (null: from the start)
 -- param until date null: last day, UTC, inclusive (null: to the end)
 WITH sessions AS (
-    SELECT user_id, session_id, count(*) AS songs,
-           extract(epoch FROM max(start_time) - min(start_time)) / 60.0 AS minutes
-    FROM report_plays(%(since)s::date, %(until)s::date, NULL)
+    SELECT user_id, session_id, sum(plays) AS songs,
+           extract(epoch FROM max(last_play) - min(first_play)) / 60.0 AS minutes
+    FROM report_sessions(%(since)s::date, %(until)s::date, NULL)
     GROUP BY user_id, session_id
 ), bucketed AS (
     SELECT CASE WHEN songs = 1 THEN 1 WHEN songs <= 5 THEN 2 WHEN songs <= 10 THEN 3

@@ -8,11 +8,25 @@
 -- agent; each row's plays, length, catalog plays, first and last play, and its listeners' bitmap. The load
 -- recomputes the rows of every day it touches from rollup_sessions (rule 8's moves included).
 --
+-- rollup_hour_sets: per day, tier and hour of the day, the listeners' bitmap.
+--
 -- rollup_user_days: per day, tier and user, the first and last play (for the tier changes).
 --
 -- rollup_session_days: sessions counted without their pairs. A period's sessions are those active on one of its
 -- days whose previous active day (on the same tier, or on any tier: tiers '*') falls before the period; so each
 -- day keeps how many of its sessions had which previous active day.
+
+-- The hours of the day (UTC) a rollup row's plays fall in: bit h set for hour h.
+ALTER TABLE rollup_sessions ADD COLUMN IF NOT EXISTS hours INT NOT NULL DEFAULT 0;
+UPDATE rollup_sessions r SET hours = h.hours
+FROM (
+    SELECT start_time::date AS day, tier, user_id, session_id, coalesce(md5(location), '') AS location_key,
+           coalesce(md5(user_agent), '') AS agent_key, bit_or(1 << date_part('hour', start_time)::int) AS hours
+    FROM trackplays
+    GROUP BY 1, 2, 3, 4, 5, 6
+) h
+WHERE r.day = h.day AND r.tier = h.tier AND r.user_id = h.user_id AND r.session_id = h.session_id
+  AND coalesce(md5(r.location), '') = h.location_key AND coalesce(md5(r.user_agent), '') = h.agent_key;
 
 ALTER TABLE users ADD COLUMN IF NOT EXISTS listener_no INT;
 UPDATE users u SET listener_no = n.no
@@ -72,6 +86,15 @@ CREATE TABLE IF NOT EXISTS rollup_session_days (
 CREATE UNIQUE INDEX IF NOT EXISTS rollup_session_days_key
     ON rollup_session_days (day, tiers, prev_day) NULLS NOT DISTINCT;
 
+-- Per day, tier and hour of the day: the listeners' bitmap (plays per hour are in rollup_hours).
+CREATE TABLE IF NOT EXISTS rollup_hour_sets (
+    day   DATE NOT NULL,
+    tier  TEXT NOT NULL,
+    hour  INT NOT NULL,
+    users VARBIT NOT NULL,
+    PRIMARY KEY (day, tier, hour)
+);
+
 -- Per day, tier and user: the user's first and last play of the day on the tier, as positions (start time in
 -- microseconds since the epoch, session, item) that compare in play order. tier_changes reads the rows of the
 -- users with plays on both tiers in the period.
@@ -112,7 +135,7 @@ BEGIN
     ORDER BY 1, 2, 3;
     CREATE TEMP TABLE day_set_rows ON COMMIT DROP AS
     SELECT r.day, r.tier, g.dim, g.value, r.plays, r.length_ms, r.catalog_plays, r.first_play, r.last_play,
-           u.listener_no
+           r.hours, u.listener_no
     FROM rollup_sessions r
     JOIN users u USING (user_id)
     CROSS JOIN LATERAL (VALUES ('day', NULL::text), ('location', r.location), ('agent', r.user_agent)) g(dim, value)
@@ -139,6 +162,22 @@ BEGIN
         ) gaps
         GROUP BY 1, 2, 3, 4
     ) sets;
+    -- the hour sets: the same bitmaps from the 'day' rows, one per hour bit set
+    DELETE FROM rollup_hour_sets WHERE day = ANY(p_days);
+    INSERT INTO rollup_hour_sets (day, tier, hour, users)
+    SELECT day, tier, hour,
+           ('x' || string_agg(repeat('00', byte - prev - 1) || lpad(to_hex(bits), 2, '0'), '' ORDER BY byte))::varbit
+    FROM (
+        SELECT *, lag(byte, 1, -1) OVER (PARTITION BY day, tier, hour ORDER BY byte) AS prev
+        FROM (
+            SELECT r.day, r.tier, h.hour, r.listener_no / 8 AS byte, bit_or(128 >> (r.listener_no % 8)) AS bits
+            FROM day_set_rows r
+            CROSS JOIN generate_series(0, 23) h(hour)
+            WHERE r.dim = 'day' AND r.hours & (1 << h.hour) <> 0 AND r.listener_no IS NOT NULL
+            GROUP BY 1, 2, 3, 4
+        ) bytes
+    ) gaps
+    GROUP BY 1, 2, 3;
     DROP TABLE day_set_rows;
 END
 $$;
@@ -194,4 +233,4 @@ $$;
 -- The figures of the data already loaded.
 SELECT refresh_day_sets(ARRAY(SELECT DISTINCT day FROM rollup_sessions));
 SELECT refresh_session_days('-infinity');
-ANALYZE users, rollup_day_sets, rollup_session_days, rollup_user_days;
+ANALYZE users, rollup_sessions, rollup_day_sets, rollup_hour_sets, rollup_session_days, rollup_user_days;
