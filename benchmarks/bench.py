@@ -179,7 +179,21 @@ def bare_copy_floor(conninfo: str, reps: int = 3) -> tuple[float, int, float]:
     return statistics.median(times), rows, megabytes
 
 
-STAR_TABLES = ("trackplays", "timetb", "users", "tracks", "artists", "play_names", "rollup_sessions", "rollup_hours")
+STAR_TABLES = (
+    "trackplays",
+    "timetb",
+    "users",
+    "tracks",
+    "artists",
+    "play_names",
+    "rollup_sessions",
+    "rollup_hours",
+    "rollup_day_tops",
+    "rollup_day_floors",
+    "rollup_day_sets",
+    "rollup_session_days",
+    "rollup_user_days",
+)
 
 
 def star_floor(conninfo: str, reps: int = 3) -> dict[str, Any]:
@@ -302,14 +316,53 @@ def _run_classic(
     return seconds, rss, int(out.strip().splitlines()[-1]), sum(p.stat().st_size for p in logs) / 1e6
 
 
+CURATED = ("top_tracks", "artist_listeners", "session_lengths", "free_to_paid", "hourly_pattern")
+REPORT_TARGET_S = 2.0  # musicstream report --json at 10M
+QUERY_TARGET_S = 1.0  # every curated query at 10M
+
+
 def query_times(db: Embedded) -> dict[str, float]:
-    timings = {}
-    seconds, _, _ = run_rss(db.cli("report", "--json"), db.env)
-    timings["report"] = seconds
-    for name in ("top_tracks", "artist_listeners", "session_lengths", "free_to_paid", "hourly_pattern"):
-        seconds, _, _ = run_rss(db.cli("query", name, "--json"), db.env)
-        timings[f"query {name}"] = seconds
+    """Wall seconds of the commands an analyst runs, each twice in a row: "cold" is the first run after the load
+    (PostgreSQL's buffers hold what the load left; the OS page cache is not dropped), "warm" the second."""
+    timings: dict[str, float] = {}
+    seconds, _, out = run_rss(db.cli("report", "--json"), db.env)
+    coverage = json.loads(out)["coverage"]
+    first = dt.date.fromisoformat(coverage["first_day"])
+    week = ["--since", str(first + dt.timedelta(days=7)), "--until", str(first + dt.timedelta(days=13))]
+    timings["report (cold)"] = seconds
+    timings["report (warm)"] = run_rss(db.cli("report", "--json"), db.env)[0]
+    for label in ("cold", "warm"):
+        timings[f"report, one week, paid ({label})"] = run_rss(
+            db.cli("report", "--json", *week, "--tier", "paid"), db.env
+        )[0]
+    for name in CURATED:
+        for label in ("cold", "warm"):
+            timings[f"query {name} ({label})"] = run_rss(db.cli("query", name, "--json"), db.env)[0]
     return timings
+
+
+def query_targets(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report and query times next to issue 12's targets: at the largest size measured, and how the report
+    grows from the smallest to the largest (it should not: at most 2 ×)."""
+    sized = [r for r in results if "queries" in r]
+    if not sized:
+        return {}
+    small, large = sized[0], sized[-1]
+    q = large["queries"]
+    report_worst = max(
+        q["report (cold)"], q["report (warm)"], q["report, one week, paid (cold)"], q["report, one week, paid (warm)"]
+    )
+    query_worst = max(v for k, v in q.items() if k.startswith("query "))
+    out: dict[str, Any] = {
+        "size": large["size"],
+        f"slowest report, s (target < {REPORT_TARGET_S:g})": report_worst,
+        f"slowest curated query, s (target < {QUERY_TARGET_S:g})": query_worst,
+    }
+    if small is not large:
+        out[f"report {large['size']} ÷ report {small['size']}, warm (target ≤ 2)"] = (
+            q["report (warm)"] / small["queries"]["report (warm)"]
+        )
+    return out
 
 
 def machine() -> dict[str, Any]:
@@ -457,7 +510,7 @@ def show(results: list[dict[str, Any]]) -> None:
         console.print(table)
         for name, value in res["ratios"].items():
             console.print(f"  {name}: {value:.2f}")
-        console.print("  query times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in res["queries"].items()))
+        console.print("  report and query times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in res["queries"].items()))
         before = res.get("previous")
         if before:
             pairs = [
@@ -506,7 +559,16 @@ def main() -> None:
         results.append(bench_size(size, args.data))
         results[-1]["previous"] = previous(size, HERE / "results")
         show(results[-1:])
-        target.write_text(json.dumps({"machine": machine(), "when": stamp, "results": results}, indent=2, default=str))
+        targets = query_targets(results)
+        target.write_text(
+            json.dumps(
+                {"machine": machine(), "when": stamp, "results": results, "report_targets": targets},
+                indent=2,
+                default=str,
+            )
+        )
+    for name, value in query_targets(results).items():
+        print(f"  {name}: {value if isinstance(value, str) else f'{value:.2f}'}")
     print(f"results: {target}")
 
 

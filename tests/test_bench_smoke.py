@@ -43,3 +43,10 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert star["tables"]["timetb"] == result["rows_added"]["timetb"]
     assert star["rows"] == sum(star["tables"].values()) and star["indexes built after"] > 0
     assert report["machine"]["cores"] >= 1
+    queries = result["queries"]  # the report and every curated query, cold and warm
+    assert {"report (cold)", "report (warm)", "report, one week, paid (warm)", "query session_lengths (warm)"} <= set(
+        queries
+    )
+    assert all(seconds > 0 for seconds in queries.values())
+    assert report["report_targets"]["size"] == "100k"
+    assert "slowest report, s (target < 2)" in done.stdout

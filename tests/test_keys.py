@@ -269,7 +269,7 @@ def back_to_version_8(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         """DROP FUNCTION refresh_day_sets, refresh_session_days, report_day_sets, report_session_count, bit_is_set,
                          bit_positions;
-           DROP TABLE rollup_day_sets, rollup_session_days, rollup_user_days, rollup_hour_sets;
+           DROP TABLE rollup_day_sets, rollup_session_days, rollup_user_days;
            ALTER TABLE rollup_sessions DROP COLUMN hours;
            DROP AGGREGATE bits_union(varbit);
            DROP FUNCTION bits_or;

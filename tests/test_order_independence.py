@@ -109,7 +109,7 @@ def reset(db: Database) -> None:
         conn.execute(
             "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs, "
             "rollup_sessions, rollup_hours, rollup_day_tops, rollup_day_floors, rollup_day_sets, "
-            "rollup_session_days, rollup_user_days, rollup_hour_sets"
+            "rollup_session_days, rollup_user_days"
         )
 
 

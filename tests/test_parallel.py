@@ -56,7 +56,7 @@ def test_slices_and_workers_match_serial(
             conn.execute(
                 "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs, "
                 "rollup_sessions, rollup_hours, rollup_day_tops, rollup_day_floors, rollup_day_sets, "
-                "rollup_session_days, rollup_user_days, rollup_hour_sets"
+                "rollup_session_days, rollup_user_days"
             )
         result = run_load(db, [tmp_path, udacity], LoadOptions(workers=workers))
         assert _state(db) == expected, f"workers={workers}"

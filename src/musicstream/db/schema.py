@@ -32,7 +32,6 @@ ROLLUP_TABLES = (
     "rollup_day_sets",
     "rollup_session_days",
     "rollup_user_days",
-    "rollup_hour_sets",
 )
 
 

@@ -6,12 +6,19 @@ WITH plays AS (
     SELECT hour, sum(plays) AS plays
     FROM report_hours(%(since)s::date, %(until)s::date, %(tier)s::text)
     GROUP BY hour
-), listeners AS (
-    SELECT hour, bit_count(bits_union(users)) AS listeners
-    FROM rollup_hour_sets
+), user_hours AS (
+    -- per listener of the period, the hours of the day with plays (schema 9, rollup_user_days)
+    SELECT user_id, bit_or(hours) AS hours
+    FROM rollup_user_days
     WHERE day >= coalesce(%(since)s::date, '-infinity'::date) AND day <= coalesce(%(until)s::date, 'infinity'::date)
       AND (%(tier)s::text IS NULL OR tier = %(tier)s::text)
-    GROUP BY hour
+    GROUP BY user_id
+), listeners AS (
+    SELECT h.hour, count(*) AS listeners
+    FROM user_hours u
+    CROSS JOIN generate_series(0, 23) h(hour)
+    WHERE u.hours & (1 << h.hour) <> 0
+    GROUP BY h.hour
 )
 SELECT h AS hour_utc, coalesce(p.plays, 0) AS plays, coalesce(l.listeners, 0) AS listeners,
        round(100.0 * coalesce(p.plays, 0) / nullif(sum(coalesce(p.plays, 0)) OVER (), 0), 1) AS percent

@@ -8,8 +8,6 @@
 -- agent; each row's plays, length, catalog plays, first and last play, and its listeners' bitmap. The load
 -- recomputes the rows of every day it touches from rollup_sessions (rule 8's moves included).
 --
--- rollup_hour_sets: per day, tier and hour of the day, the listeners' bitmap.
---
 -- rollup_user_days: per day, tier and user, the first and last play (for the tier changes).
 --
 -- rollup_session_days: sessions counted without their pairs. A period's sessions are those active on one of its
@@ -86,24 +84,17 @@ CREATE TABLE IF NOT EXISTS rollup_session_days (
 CREATE UNIQUE INDEX IF NOT EXISTS rollup_session_days_key
     ON rollup_session_days (day, tiers, prev_day) NULLS NOT DISTINCT;
 
--- Per day, tier and hour of the day: the listeners' bitmap (plays per hour are in rollup_hours).
-CREATE TABLE IF NOT EXISTS rollup_hour_sets (
-    day   DATE NOT NULL,
-    tier  TEXT NOT NULL,
-    hour  INT NOT NULL,
-    users VARBIT NOT NULL,
-    PRIMARY KEY (day, tier, hour)
-);
-
 -- Per day, tier and user: the user's first and last play of the day on the tier, as positions (start time in
--- microseconds since the epoch, session, item) that compare in play order. tier_changes reads the rows of the
--- users with plays on both tiers in the period.
+-- microseconds since the epoch, session, item) that compare in play order, and the hours with plays.
+-- tier_changes reads the rows of the users with plays on both tiers in the period; free_to_paid and
+-- hourly_pattern read the period's rows.
 CREATE TABLE IF NOT EXISTS rollup_user_days (
     day      DATE NOT NULL,
     tier     TEXT NOT NULL,
     user_id  INT NOT NULL,
     first_at BIGINT[] NOT NULL,
     last_at  BIGINT[] NOT NULL,
+    hours    INT NOT NULL,  -- the hours of the day (UTC) with plays: bit h for hour h
     PRIMARY KEY (day, tier, user_id)
 );
 
@@ -125,17 +116,18 @@ AS $$
 BEGIN
     DELETE FROM rollup_day_sets WHERE day = ANY(p_days);
     DELETE FROM rollup_user_days WHERE day = ANY(p_days);
-    INSERT INTO rollup_user_days (day, tier, user_id, first_at, last_at)
+    INSERT INTO rollup_user_days (day, tier, user_id, first_at, last_at, hours)
     SELECT day, tier, user_id,
            min(ARRAY[(date_part('epoch', first_play) * 1000000)::bigint, session_id, first_item]),
-           max(ARRAY[(date_part('epoch', last_play) * 1000000)::bigint, session_id, last_item])
+           max(ARRAY[(date_part('epoch', last_play) * 1000000)::bigint, session_id, last_item]),
+           bit_or(hours)
     FROM rollup_sessions
     WHERE day = ANY(p_days)
     GROUP BY 1, 2, 3
     ORDER BY 1, 2, 3;
     CREATE TEMP TABLE day_set_rows ON COMMIT DROP AS
     SELECT r.day, r.tier, g.dim, g.value, r.plays, r.length_ms, r.catalog_plays, r.first_play, r.last_play,
-           r.hours, u.listener_no
+           u.listener_no
     FROM rollup_sessions r
     JOIN users u USING (user_id)
     CROSS JOIN LATERAL (VALUES ('day', NULL::text), ('location', r.location), ('agent', r.user_agent)) g(dim, value)
@@ -162,22 +154,6 @@ BEGIN
         ) gaps
         GROUP BY 1, 2, 3, 4
     ) sets;
-    -- the hour sets: the same bitmaps from the 'day' rows, one per hour bit set
-    DELETE FROM rollup_hour_sets WHERE day = ANY(p_days);
-    INSERT INTO rollup_hour_sets (day, tier, hour, users)
-    SELECT day, tier, hour,
-           ('x' || string_agg(repeat('00', byte - prev - 1) || lpad(to_hex(bits), 2, '0'), '' ORDER BY byte))::varbit
-    FROM (
-        SELECT *, lag(byte, 1, -1) OVER (PARTITION BY day, tier, hour ORDER BY byte) AS prev
-        FROM (
-            SELECT r.day, r.tier, h.hour, r.listener_no / 8 AS byte, bit_or(128 >> (r.listener_no % 8)) AS bits
-            FROM day_set_rows r
-            CROSS JOIN generate_series(0, 23) h(hour)
-            WHERE r.dim = 'day' AND r.hours & (1 << h.hour) <> 0 AND r.listener_no IS NOT NULL
-            GROUP BY 1, 2, 3, 4
-        ) bytes
-    ) gaps
-    GROUP BY 1, 2, 3;
     DROP TABLE day_set_rows;
 END
 $$;
@@ -233,4 +209,4 @@ $$;
 -- The figures of the data already loaded.
 SELECT refresh_day_sets(ARRAY(SELECT DISTINCT day FROM rollup_sessions));
 SELECT refresh_session_days('-infinity');
-ANALYZE users, rollup_sessions, rollup_day_sets, rollup_hour_sets, rollup_session_days, rollup_user_days;
+ANALYZE users, rollup_sessions, rollup_day_sets, rollup_session_days, rollup_user_days;
