@@ -143,7 +143,16 @@ def test_cli_report_terminal_and_json(loaded: Database) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["top_tracks", "artist_listeners", "session_lengths", "free_to_paid", "hourly_pattern"]
+    "name",
+    [
+        "top_tracks",
+        "artist_listeners",
+        "session_lengths",
+        "free_to_paid",
+        "hourly_pattern",
+        "retention",
+        "location_weeks",
+    ],
 )
 def test_curated_queries_run_on_the_sample(loaded: Database, name: str) -> None:
     result = CliRunner().invoke(cli, ["--database-url", loaded.conninfo, "query", name, "--json"])
@@ -169,6 +178,79 @@ def test_curated_query_answers(loaded: Database, expected: dict[str, Any]) -> No
     assert {str(r["user_id"]): r["plays"] for r in run("artist_listeners", "artist=coldplay")} == dict(plays_by_user)
     paid = run("hourly_pattern", "tier=paid")
     assert sum(r["plays"] for r in paid) == 5591
+
+
+def _query(db: Database, *args: str) -> list[dict[str, Any]]:
+    result = CliRunner().invoke(cli, ["--database-url", db.conninfo, "query", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)  # type: ignore[no-any-return]
+
+
+def _monday(at: dt.datetime) -> str:
+    return str((at - dt.timedelta(days=at.weekday())).date())
+
+
+def test_retention_answers(loaded: Database) -> None:
+    """Counted here from the raw files: each ISO week's listeners, and how many of them played the next week."""
+    for tier in (None, "paid"):
+        weeks: defaultdict[str, set[str]] = defaultdict(set)
+        for p in raw_plays():
+            if tier is None or p["level"] == tier:
+                weeks[_monday(p["at"])].add(p["userId"])
+        ordered = sorted(weeks)
+        expected = []
+        for i, week in enumerate(ordered):
+            nxt = weeks.get(str(dt.date.fromisoformat(week) + dt.timedelta(days=7)), set())
+            back = None if i == len(ordered) - 1 else len(weeks[week] & nxt)
+            percent = None if back is None else round(100 * back / len(weeks[week]), 1)
+            expected.append(
+                {"week_start": week, "listeners": len(weeks[week]), "came_back_next_week": back, "percent": percent}
+            )
+        got = _query(loaded, "retention", *([f"tier={tier}"] if tier else []))
+        assert got == expected
+    assert any(r["came_back_next_week"] for r in got)
+
+
+def test_location_weeks_answers(loaded: Database) -> None:
+    plays = raw_plays()
+    by_location = Counter(p["location"] for p in plays)
+    top = sorted(by_location, key=lambda loc: (-by_location[loc], loc))[:3]
+    expected = []
+    for location in top:
+        weeks: defaultdict[str, list[str]] = defaultdict(list)
+        for p in plays:
+            if p["location"] == location:
+                weeks[_monday(p["at"])].append(p["userId"])
+        for week in sorted(weeks):
+            expected.append(
+                {
+                    "location": location,
+                    "week_start": week,
+                    "plays": len(weeks[week]),
+                    "listeners": len(set(weeks[week])),
+                }
+            )
+    assert _query(loaded, "location_weeks", "top=3") == expected
+
+
+def test_user_history_answers(loaded: Database) -> None:
+    mine = sorted(
+        (p for p in raw_plays() if p["userId"] == "15" and p["at"].date() >= dt.date(2018, 11, 20)),
+        key=lambda p: (p["ts"], p["sessionId"], p["itemInSession"]),
+    )
+    got = _query(loaded, "user_history", "user=15", "since=2018-11-20", "limit=50")
+    assert len(got) == min(50, len(mine)) > 10
+    for row, play in zip(got, mine, strict=False):
+        assert row["start_time"] == play["at"].replace(tzinfo=None).isoformat(timespec="microseconds")
+        assert (row["session_id"], row["item_in_session"], row["title"], row["tier"], row["location"]) == (
+            play["sessionId"],
+            play["itemInSession"],
+            play["song"],
+            play["level"],
+            play["location"],
+        )
+    missing = CliRunner().invoke(cli, ["--database-url", loaded.conninfo, "query", "user_history"])
+    assert missing.exit_code == 2 and "needs user=VALUE" in missing.output
 
 
 def test_query_errors_are_clear(loaded: Database) -> None:

@@ -503,6 +503,47 @@ JOIN artists a ON a.artist_id = t.artist_id
 ORDER BY c.plays DESC, c.listeners DESC, c.key COLLATE "C"
 """,
 }
+# The queries added with the rollups, written here once more from the plays.
+OLD_QUERIES["retention"] = """
+WITH weeks AS (
+    SELECT date_trunc('week', start_time)::date AS week, user_id
+    FROM trackplays
+    WHERE start_time >= coalesce(%(since)s::date, '-infinity'::date)
+      AND start_time < coalesce(%(until)s::date + 1, 'infinity'::date)
+      AND (%(tier)s::text IS NULL OR tier = %(tier)s::text)
+    GROUP BY 1, 2
+), span AS (
+    SELECT w::date AS week
+    FROM generate_series((SELECT min(week) FROM weeks), (SELECT max(week) FROM weeks), INTERVAL '7 days') w
+), counts AS (
+    SELECT s.week, (SELECT count(*) FROM weeks a WHERE a.week = s.week) AS listeners,
+           (SELECT count(*) FROM weeks a JOIN weeks b ON b.user_id = a.user_id AND b.week = a.week + 7
+            WHERE a.week = s.week) AS back
+    FROM span s
+)
+SELECT week AS week_start, listeners,
+       CASE WHEN week = (SELECT max(week) FROM weeks) THEN NULL ELSE back END AS came_back_next_week,
+       CASE WHEN week = (SELECT max(week) FROM weeks) THEN NULL
+            ELSE round(100.0 * back / nullif(listeners, 0), 1) END AS percent
+FROM counts
+ORDER BY week
+"""
+OLD_QUERIES["location_weeks"] = """
+WITH plays AS (
+    SELECT * FROM trackplays
+    WHERE start_time >= coalesce(%(since)s::date, '-infinity'::date)
+      AND start_time < coalesce(%(until)s::date + 1, 'infinity'::date)
+), top AS (
+    SELECT location, count(*) AS plays FROM plays
+    GROUP BY location ORDER BY count(*) DESC, location COLLATE "C" NULLS LAST LIMIT %(top)s::int
+)
+SELECT coalesce(p.location, '(unknown)') AS location, date_trunc('week', p.start_time)::date AS week_start,
+       count(*) AS plays, count(DISTINCT p.user_id) AS listeners
+FROM plays p
+JOIN top t ON t.location IS NOT DISTINCT FROM p.location
+GROUP BY p.location, t.plays, 2
+ORDER BY t.plays DESC, p.location COLLATE "C" NULLS LAST, 2
+"""
 QUERY_PARAMS = [
     {},
     {"since": "2018-11-05", "until": "2018-11-21"},

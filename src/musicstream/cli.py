@@ -424,7 +424,7 @@ def query(
         for column in ("name", "what it answers", "parameters (default)"):
             table.add_column(column)
         for q in queries.available():
-            described = ", ".join(f"{p.name}={p.default or 'null'}" for p in q.params)
+            described = ", ".join(f"{p.name}={'(required)' if p.required else p.default or 'null'}" for p in q.params)
             table.add_row(q.name, q.title, described)
         _console().print(table)
         return

@@ -1,8 +1,8 @@
 """Curated SQL for the questions analysts ask (``musicstream query NAME [PARAM=VALUE ...]``).
 
 Each query is a file in ``sql/queries/``: a first comment line that says what it answers, ``-- param NAME TYPE
-DEFAULT: description`` lines, then one SELECT using ``%(NAME)s`` placeholders (values are always bound
-parameters).
+DEFAULT: description`` lines (DEFAULT ``null`` for none, ``required`` for a value the user must give), then one
+SELECT using ``%(NAME)s`` placeholders (values are always bound parameters).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Param:
     type: str
     default: str | None
     description: str
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ def _parse(name: str) -> Query:
         match = _PARAM.match(line)
         if match:
             pname, ptype, default, description = match.groups()
-            params.append(Param(pname, ptype, None if default == "null" else default, description))
+            value = None if default in ("null", "required") else default
+            params.append(Param(pname, ptype, value, description, required=default == "required"))
     return Query(name, title, tuple(params), text)
 
 
@@ -112,6 +114,9 @@ def bind(query: Query, assignments: list[str]) -> dict[str, Any]:
         if not sep:
             raise ConfigError(f"query {query.name}: give parameter {key} as {key}=VALUE ({TYPES[params[key].type]})")
         texts[key] = value
+    for param in query.params:
+        if param.required and texts[param.name] is None:
+            raise ConfigError(f"query {query.name} needs {param.name}=VALUE ({TYPES[param.type]}): {param.description}")
     return {name: convert(query, params[name], text) for name, text in texts.items()}
 
 
