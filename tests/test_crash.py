@@ -49,6 +49,7 @@ MERGE_STEPS = [
     "reresolve_plays",
     "recount_catalog_plays",
     "touched_days",
+    "touched_days_moved",
     "day_tops",
     "day_sets",
     "delete_orphan_tracks",

@@ -271,6 +271,7 @@ def back_to_version_8(conn: psycopg.Connection[Any]) -> None:
                          bit_positions;
            DROP TABLE rollup_day_sets, rollup_session_days, rollup_user_days;
            ALTER TABLE rollup_sessions DROP COLUMN hours;
+           DROP INDEX rollup_sessions_session;
            DROP AGGREGATE bits_union(varbit);
            DROP FUNCTION bits_or;
            ALTER TABLE users DROP COLUMN listener_no;

@@ -146,6 +146,10 @@ def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
         moved = _exec(conn, run, "reresolve_plays", ids)
         _exec(conn, run, "recount_catalog_plays")
     _exec(conn, run, "touched_days", ids)
+    if run.staged_songs:  # only a song file can move known plays (rule 8)
+        _exec(conn, run, "touched_days_moved", ids)
+    else:
+        point("merge:touched_days_moved")
     _exec(conn, run, "day_tops")
     _exec(conn, run, "day_sets")
     if dropped or moved_names:  # a track or artist loses its last name only when a name goes or moves

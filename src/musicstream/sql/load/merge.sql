@@ -334,29 +334,27 @@ WHERE r.day = c.day AND r.tier = c.tier AND r.user_id = c.user_id AND r.session_
   AND r.catalog_plays <> c.catalog_plays;
 
 -- name: touched_days
--- The days whose report rollups this run changes: days it added plays to (new_play), and days of known plays
--- that rule 8 moved to another track or artist.
+-- The days whose report rollups this run changes: the days it added plays to (new_play) ...
 CREATE TEMP TABLE touched_days ON COMMIT DROP AS
-SELECT day, bool_or(new_play) AS new_play
-FROM (
-    SELECT DISTINCT start_time::date AS day, TRUE AS new_play FROM trackplays WHERE trackplay_id > %(after_play)s
-    UNION
-    SELECT p.start_time::date, FALSE
-    FROM trackplays p
-    JOIN resolution r ON p.name_id = r.name_id
-    WHERE (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id)
-      AND p.trackplay_id <= %(after_play)s
-) d
-GROUP BY day;
+SELECT DISTINCT start_time::date AS day, TRUE AS new_play FROM trackplays WHERE trackplay_id > %(after_play)s;
+
+-- name: touched_days_moved
+-- ... and the days of known plays that rule 8 moved to another track or artist (only when songs were staged).
+INSERT INTO touched_days (day, new_play)
+SELECT DISTINCT p.start_time::date, FALSE
+FROM resolution r
+JOIN trackplays p ON p.name_id = r.name_id
+WHERE r.name_id IS NOT NULL AND (r.old_track_id, r.old_artist_id) IS DISTINCT FROM (r.track_id, r.artist_id)
+  AND p.trackplay_id <= %(after_play)s;
 
 -- name: day_tops
 -- The top lists (schema 8) of the touched days, recomputed from their plays.
-SELECT refresh_day_tops(ARRAY(SELECT day FROM touched_days));
+SELECT refresh_day_tops(ARRAY(SELECT DISTINCT day FROM touched_days));
 
 -- name: day_sets
 -- The day sets (schema 9) of the touched days, from their rollup rows; the session counts from the first day
 -- with new plays on (a later day's counts depend on it).
-SELECT refresh_day_sets(ARRAY(SELECT day FROM touched_days)),
+SELECT refresh_day_sets(ARRAY(SELECT DISTINCT day FROM touched_days)),
        refresh_session_days((SELECT min(day) FROM touched_days WHERE new_play));
 
 -- name: delete_orphan_tracks

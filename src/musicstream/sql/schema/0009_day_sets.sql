@@ -84,6 +84,9 @@ CREATE TABLE IF NOT EXISTS rollup_session_days (
 CREATE UNIQUE INDEX IF NOT EXISTS rollup_session_days_key
     ON rollup_session_days (day, tiers, prev_day) NULLS NOT DISTINCT;
 
+-- A session's days (refresh_session_days looks up the days of the sessions a run touched).
+CREATE INDEX IF NOT EXISTS rollup_sessions_session ON rollup_sessions (user_id, session_id, day);
+
 -- Per day, tier and user: the user's first and last play of the day on the tier, as positions (start time in
 -- microseconds since the epoch, session, item) that compare in play order, and the hours with plays.
 -- tier_changes reads the rows of the users with plays on both tiers in the period; free_to_paid and
