@@ -161,29 +161,25 @@ def test_curated_queries_run_on_the_sample(loaded: Database, name: str) -> None:
     assert rows, f"{name} returned no rows"
 
 
-def test_curated_query_answers(loaded: Database, expected: dict[str, Any]) -> None:
-    def run(*args: str) -> list[dict[str, Any]]:
-        result = CliRunner().invoke(cli, ["--database-url", loaded.conninfo, "query", *args, "--json"])
-        assert result.exit_code == 0, result.output
-        return json.loads(result.output)  # type: ignore[no-any-return]
-
-    hourly = run("hourly_pattern")
-    assert [r["plays"] for r in hourly] == [expected["by_hour"][h] for h in range(24)]
-    assert sum(r["sessions"] for r in run("session_lengths")) == expected["sessions"]
-    top = run("top_tracks", "limit=1")
-    assert top == [
-        {"title": "You're The One", "artist": "Dwight Yoakam", "source": "inferred", "plays": 37, "listeners": 22}
-    ]
-    plays_by_user = Counter(p["userId"] for p in raw_plays() if p["artist"] == "Coldplay")
-    assert {str(r["user_id"]): r["plays"] for r in run("artist_listeners", "artist=coldplay")} == dict(plays_by_user)
-    paid = run("hourly_pattern", "tier=paid")
-    assert sum(r["plays"] for r in paid) == 5591
-
-
 def _query(db: Database, *args: str) -> list[dict[str, Any]]:
     result = CliRunner().invoke(cli, ["--database-url", db.conninfo, "query", *args, "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.output)  # type: ignore[no-any-return]
+
+
+def test_curated_query_answers(loaded: Database, expected: dict[str, Any]) -> None:
+    hourly = _query(loaded, "hourly_pattern")
+    assert [r["plays"] for r in hourly] == [expected["by_hour"][h] for h in range(24)]
+    assert sum(r["sessions"] for r in _query(loaded, "session_lengths")) == expected["sessions"]
+    top = _query(loaded, "top_tracks", "limit=1")
+    assert top == [
+        {"title": "You're The One", "artist": "Dwight Yoakam", "source": "inferred", "plays": 37, "listeners": 22}
+    ]
+    plays_by_user = Counter(p["userId"] for p in raw_plays() if p["artist"] == "Coldplay")
+    listeners = _query(loaded, "artist_listeners", "artist=coldplay")
+    assert {str(r["user_id"]): r["plays"] for r in listeners} == dict(plays_by_user)
+    paid = _query(loaded, "hourly_pattern", "tier=paid")
+    assert sum(r["plays"] for r in paid) == 5591
 
 
 def _monday(at: dt.datetime) -> str:
@@ -287,17 +283,12 @@ def test_bad_query_parameters_are_usage_errors(loaded: Database, args: list[str]
 
 
 def test_query_json_numbers_are_numbers(loaded: Database, expected: dict[str, Any]) -> None:
-    def run(*args: str) -> list[dict[str, Any]]:
-        result = CliRunner().invoke(cli, ["--database-url", loaded.conninfo, "query", *args, "--json"])
-        assert result.exit_code == 0, result.output
-        return json.loads(result.output)  # type: ignore[no-any-return]
-
-    hourly = run("hourly_pattern")
+    hourly = _query(loaded, "hourly_pattern")
     assert all(isinstance(r["percent"], float) for r in hourly)
     assert sum(r["plays"] for r in hourly) == expected["plays"]
-    lengths = run("session_lengths")
+    lengths = _query(loaded, "session_lengths")
     assert all(isinstance(r[k], float | int) for r in lengths for k in ("percent", "avg_songs", "median_minutes"))
-    conversion = run("free_to_paid")[0]
+    conversion = _query(loaded, "free_to_paid")[0]
     assert isinstance(conversion["conversion_percent"], float) and isinstance(conversion["started_free"], int)
 
 

@@ -89,13 +89,11 @@ def _top_section(report: dict[str, Any], key: str, noun: str) -> str:
     return _section(f"Top {noun}", chart, *tables)
 
 
-def render_html(report: dict[str, Any]) -> str:
+def _dashboard(report: dict[str, Any]) -> str:
+    """The headline cards and every section, with their charts."""
     h = report["headline"]
-    f = report["filters"]
     t = report["tiers"]
     q = report["data_quality"]
-    period = f"{h['first_play']:%Y-%m-%d} to {h['last_play']:%Y-%m-%d}" if h["first_play"] else "no plays"
-    scope = f"tier {f['tier']}" if f["tier"] else "all tiers"
     kpis = [
         ("plays", _num(h["plays"])),
         ("listeners", _num(h["listeners"])),
@@ -219,11 +217,16 @@ def render_html(report: dict[str, Any]) -> str:
             wide=True,
         ),
     ]
-    empty = empty_period(report)
-    if empty is not None:
-        body = f'<p class="empty">{escape(empty)}</p>'
-    else:
-        body = f'<div class="kpis">{kpi_html}</div><div class="grid">{"".join(sections)}</div>'
+    return f'<div class="kpis">{kpi_html}</div><div class="grid">{"".join(sections)}</div>'
+
+
+def render_html(report: dict[str, Any]) -> str:
+    h = report["headline"]
+    f = report["filters"]
+    period = f"{h['first_play']:%Y-%m-%d} to {h['last_play']:%Y-%m-%d}" if h["first_play"] else "no plays"
+    scope = f"tier {f['tier']}" if f["tier"] else "all tiers"
+    empty = empty_period(report)  # an empty period draws no chart: one sentence instead
+    body = f'<p class="empty">{escape(empty)}</p>' if empty is not None else _dashboard(report)
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
