@@ -343,7 +343,7 @@ def queries(star: Star, since: dt.date | None = None, until: dt.date | None = No
     for ps in sessions.values():
         n = len(ps)
         bucket = 1 if n == 1 else 2 if n <= 5 else 3 if n <= 10 else 4 if n <= 20 else 5 if n <= 50 else 6
-        minutes = Decimal(max(p.ts for p in ps) - min(p.ts for p in ps)) / 60000
+        minutes = Decimal((max(p.ts for p in ps) - min(p.ts for p in ps)) // 1000) / 60  # whole seconds
         buckets[bucket].append((n, minutes))
     lengths = {
         b: (len(v), half_up(Decimal(sum(n for n, _ in v)) / len(v)), half_up(statistics.median(m for _, m in v)))

@@ -52,6 +52,8 @@ MERGE_STEPS = [
     "touched_days_moved",
     "day_tops",
     "day_sets",
+    "day_tier_moves",
+    "session_lengths",
     "delete_orphan_tracks",
     "delete_orphan_artists",
     "refresh_mtimes",

@@ -264,8 +264,21 @@ def test_a_user_without_a_name_is_unknown_and_keeps_the_play(db: Database, tmp_p
     ]
 
 
+def back_to_version_9(conn: psycopg.Connection[Any]) -> None:
+    """The schema as migration 9 left it: no session lengths, spanning sessions, openers or arrivals."""
+    conn.execute(
+        """DROP FUNCTION refresh_session_lengths, refresh_day_tier_moves, report_day_tiers, listener_bitmap,
+                         session_bucket, session_seconds, bits_and;
+           DROP TABLE rollup_session_lengths, rollup_spanning_sessions;
+           DROP INDEX rollup_user_days_user;
+           ALTER TABLE rollup_day_sets DROP COLUMN openers, DROP COLUMN arrivals;
+           DELETE FROM schema_migrations WHERE version = 10"""
+    )
+
+
 def back_to_version_8(conn: psycopg.Connection[Any]) -> None:
     """The schema as migration 8 left it: no listener numbers, day sets or session days."""
+    back_to_version_9(conn)
     conn.execute(
         """DROP FUNCTION refresh_day_sets, refresh_session_days, report_day_sets, report_session_count, bit_is_set,
                          bit_positions;
@@ -320,7 +333,7 @@ def test_migration_brings_a_loaded_database_to_the_model(db: Database, udacity: 
                 sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier("sparkify", view), sql.Identifier(analyst))
             )
         conn.execute("UPDATE users SET first_name = NULL, last_name = NULL WHERE user_id = 2")
-        assert migrate(conn) == [7, 8, 9]
+        assert migrate(conn) == [7, 8, 9, 10]
         granted = conn.execute(
             "SELECT has_table_privilege(%s, 'sparkify.songs', 'SELECT'), "
             "has_table_privilege(%s, 'sparkify.artists', 'SELECT')",

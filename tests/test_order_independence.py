@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from conftest import UDACITY, rows
 from musicstream import run_load
 from musicstream.db.connection import Database
+from musicstream.db.schema import ROLLUP_TABLES
 
 DAYS = ("2018-11-02", "2018-11-05", "2018-11-21", "2018-11-28")
 LATE_SONGS = [
@@ -88,12 +89,17 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
         "rollup_hours": rows(db, "SELECT * FROM rollup_hours ORDER BY 1, 2, 3"),
         "rollup_day_tops": rows(db, "SELECT * FROM rollup_day_tops ORDER BY 1, 2, 3, 4"),
         "rollup_day_floors": rows(db, "SELECT * FROM rollup_day_floors ORDER BY 1, 2, 3"),
-        # listener numbers follow the order users first appear: the bitmaps differ, their counts do not
+        # listener numbers follow the order users first appear: the bitmaps differ, the users they name do not
         "rollup_day_sets": rows(
             db,
-            """SELECT day, tier, dim, value, plays, length_ms, catalog_plays, first_play, last_play, listeners
-               FROM rollup_day_sets ORDER BY 1, 2, 3, 4""",
+            """SELECT day, tier, dim, value, plays, length_ms, catalog_plays, first_play, last_play, listeners,
+                      ARRAY(SELECT u.user_id FROM users u WHERE bit_is_set(s.users, u.listener_no) ORDER BY 1),
+                      ARRAY(SELECT u.user_id FROM users u WHERE bit_is_set(s.openers, u.listener_no) ORDER BY 1),
+                      ARRAY(SELECT u.user_id FROM users u WHERE bit_is_set(s.arrivals, u.listener_no) ORDER BY 1)
+               FROM rollup_day_sets s ORDER BY 1, 2, 3, 4""",
         ),
+        "rollup_session_lengths": rows(db, "SELECT * FROM rollup_session_lengths ORDER BY 1, 2, 3"),
+        "rollup_spanning_sessions": rows(db, "SELECT * FROM rollup_spanning_sessions ORDER BY 1, 2, 3"),
         "rollup_session_days": rows(db, "SELECT * FROM rollup_session_days ORDER BY 1, 2, 3"),
         "rollup_user_days": rows(db, "SELECT * FROM rollup_user_days ORDER BY 1, 2, 3"),
         "play_names": rows(
@@ -108,8 +114,7 @@ def reset(db: Database) -> None:
     with db.connect() as conn:
         conn.execute(
             "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, etl_runs, "
-            "rollup_sessions, rollup_hours, rollup_day_tops, rollup_day_floors, rollup_day_sets, "
-            "rollup_session_days, rollup_user_days"
+            + ", ".join(ROLLUP_TABLES)
         )
 
 

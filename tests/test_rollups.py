@@ -63,8 +63,66 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return build_corpus(tmp_path_factory.mktemp("rollup_corpus"))
 
 
+# Sessions with all their plays on one day, by day, length bucket and whole seconds; the others, per day.
+SESSION_LENGTHS_FROM_PLAYS = """
+WITH s AS (
+    SELECT user_id, session_id, count(DISTINCT start_time::date) AS days, min(start_time)::date AS day,
+           count(*) AS songs, floor(extract(epoch FROM max(start_time) - min(start_time)))::int AS seconds
+    FROM trackplays
+    GROUP BY 1, 2
+)
+SELECT day, CASE WHEN songs = 1 THEN 1 WHEN songs <= 5 THEN 2 WHEN songs <= 10 THEN 3 WHEN songs <= 20 THEN 4
+                 WHEN songs <= 50 THEN 5 ELSE 6 END AS bucket, seconds, count(*)::int, sum(songs)::bigint
+FROM s
+WHERE days = 1
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
+"""
+SPANNING_FROM_PLAYS = """
+SELECT user_id, session_id, start_time::date, count(*)::int, min(start_time), max(start_time)
+FROM trackplays
+WHERE (user_id, session_id) IN (
+    SELECT user_id, session_id FROM trackplays GROUP BY 1, 2 HAVING count(DISTINCT start_time::date) > 1
+)
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
+"""
+# Per day and tier: who began the day on the tier, and who played it after a play on the other tier that day (in
+# the order start_time, session_id, item_in_session).
+TIER_MOVES_FROM_PLAYS = """
+SELECT day, tier,
+       coalesce(array_agg(DISTINCT user_id ORDER BY user_id) FILTER (WHERE opened), '{}'),
+       coalesce(array_agg(DISTINCT user_id ORDER BY user_id) FILTER (WHERE arrived), '{}')
+FROM (
+    SELECT p.start_time::date AS day, p.tier, p.user_id,
+           row_number() OVER (PARTITION BY p.start_time::date, p.user_id
+                              ORDER BY p.start_time, p.session_id, p.item_in_session) = 1 AS opened,
+           EXISTS (SELECT 1 FROM trackplays q
+                   WHERE q.user_id = p.user_id AND q.start_time::date = p.start_time::date AND q.tier <> p.tier
+                     AND (q.start_time, q.session_id, q.item_in_session)
+                         < (p.start_time, p.session_id, p.item_in_session)) AS arrived
+    FROM trackplays p
+) d
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+
 def rollups(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     return {
+        "session_lengths": rows(db, "SELECT * FROM rollup_session_lengths ORDER BY 1, 2, 3"),
+        "spanning": rows(
+            db,
+            """SELECT user_id, session_id, day, plays, first_play, last_play
+               FROM rollup_spanning_sessions ORDER BY 1, 2, 3""",
+        ),
+        "tier_moves": rows(
+            db,
+            """SELECT day, tier,
+                      ARRAY(SELECT u.user_id FROM users u WHERE bit_is_set(s.openers, u.listener_no) ORDER BY 1),
+                      ARRAY(SELECT u.user_id FROM users u WHERE bit_is_set(s.arrivals, u.listener_no) ORDER BY 1)
+               FROM rollup_day_sets s WHERE dim = 'day' ORDER BY 1, 2""",
+        ),
         "sessions": rows(
             db,
             """SELECT day, tier, user_id, session_id, location, user_agent, plays, length_ms, catalog_plays,
@@ -76,7 +134,13 @@ def rollups(db: Database) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def from_plays(db: Database) -> dict[str, list[tuple[Any, ...]]]:
-    return {"sessions": rows(db, SESSIONS_FROM_PLAYS), "hours": rows(db, HOURS_FROM_PLAYS)}
+    return {
+        "session_lengths": rows(db, SESSION_LENGTHS_FROM_PLAYS),
+        "spanning": rows(db, SPANNING_FROM_PLAYS),
+        "tier_moves": rows(db, TIER_MOVES_FROM_PLAYS),
+        "sessions": rows(db, SESSIONS_FROM_PLAYS),
+        "hours": rows(db, HOURS_FROM_PLAYS),
+    }
 
 
 def test_rollups_follow_a_late_catalog(db: Database, corpus: list[Path]) -> None:
@@ -135,7 +199,7 @@ def test_migration_fills_the_rollups_of_a_loaded_database(db: Database, corpus: 
         back_to_version_6(conn)
         conn.execute("DROP TABLE rollup_sessions, rollup_hours CASCADE")
         conn.execute("DELETE FROM schema_migrations WHERE version = 6")
-        assert migrate(conn) == [6, 7, 8, 9]
+        assert migrate(conn) == [6, 7, 8, 9, 10]
     assert rollups(db) == expected
     assert (rows(db, tops), rows(db, floors)) == (loaded_tops, loaded_floors)
 
@@ -440,7 +504,8 @@ def test_report_equals_the_report_from_the_plays_on_synthetic_plays(
     _curated_equal_the_old(db)
 
 
-# The curated queries before the rollups (musicstream 0.x, sql/queries/), kept verbatim as the reference.
+# The curated queries before the rollups (musicstream 0.x, sql/queries/), kept verbatim as the reference (but for
+# session_lengths' durations, counted in whole seconds since schema 10).
 OLD_QUERIES = {
     "hourly_pattern": """
 SELECT h AS hour_utc, coalesce(c.plays, 0) AS plays, coalesce(c.listeners, 0) AS listeners,
@@ -456,7 +521,7 @@ ORDER BY h
     "session_lengths": """
 WITH sessions AS (
     SELECT user_id, session_id, count(*) AS songs,
-           extract(epoch FROM max(start_time) - min(start_time)) / 60.0 AS minutes
+           floor(extract(epoch FROM max(start_time) - min(start_time))) / 60.0 AS minutes
     FROM report_plays(%(since)s::date, %(until)s::date, NULL)
     GROUP BY user_id, session_id
 ), bucketed AS (

@@ -32,6 +32,8 @@ ROLLUP_TABLES = (
     "rollup_day_sets",
     "rollup_session_days",
     "rollup_user_days",
+    "rollup_session_lengths",
+    "rollup_spanning_sessions",
 )
 
 

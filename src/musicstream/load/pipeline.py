@@ -152,6 +152,8 @@ def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
         point("merge:touched_days_moved")
     _exec(conn, run, "day_tops")
     _exec(conn, run, "day_sets")
+    _exec(conn, run, "day_tier_moves")
+    _exec(conn, run, "session_lengths")
     if dropped or moved_names:  # a track or artist loses its last name only when a name goes or moves
         added["tracks"] -= _exec(conn, run, "delete_orphan_tracks")
         added["artists"] -= _exec(conn, run, "delete_orphan_artists")

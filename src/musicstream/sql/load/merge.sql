@@ -357,6 +357,14 @@ SELECT refresh_day_tops(ARRAY(SELECT DISTINCT day FROM touched_days));
 SELECT refresh_day_sets(ARRAY(SELECT DISTINCT day FROM touched_days)),
        refresh_session_days((SELECT min(day) FROM touched_days WHERE new_play));
 
+-- name: day_tier_moves
+-- The touched days' openers and arrivals (schema 10), from the rollup_user_days rows day_sets just wrote.
+SELECT refresh_day_tier_moves(ARRAY(SELECT DISTINCT day FROM touched_days));
+
+-- name: session_lengths
+-- The session lengths (schema 10) of the sessions with new plays.
+SELECT refresh_session_lengths(ARRAY(SELECT DISTINCT day FROM touched_days WHERE new_play));
+
 -- name: delete_orphan_tracks
 -- Inferred tracks no name resolves to any more (names exist only while a play uses them).
 DELETE FROM tracks t

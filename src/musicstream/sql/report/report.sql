@@ -82,38 +82,21 @@ GROUP BY u.tier
 ORDER BY u.tier;
 
 -- name: tier_changes
--- Users whose plays over time show an upgrade (free then paid) or a downgrade (paid then free), in the order
--- (start_time, session_id, item_in_session) on both tiers. Some free play precedes some paid play exactly when
--- the sequence steps from free to paid somewhere: when the user's first free play comes before the last paid
--- one. Positions compare as arrays (schema 9, rollup_user_days). Only users with plays on both tiers in the
--- period can change: those whose listener bit is set in both tiers' bitmaps.
-WITH tiers AS (
-    SELECT tier, bits_union(users) AS users
-    FROM report_day_sets(%(since)s::date, %(until)s::date, NULL, 'day')
-    GROUP BY tier
-), both_tiers AS (
-    SELECT u.user_id
-    FROM users u
-    WHERE u.listener_no IN (
-        SELECT bit_positions(users) FROM tiers WHERE tier = 'free'
-        INTERSECT
-        SELECT bit_positions(users) FROM tiers WHERE tier = 'paid'
-    )
-), ends AS (
-    SELECT d.user_id,
-           min(d.first_at) FILTER (WHERE d.tier = 'free') AS free_first,
-           max(d.last_at) FILTER (WHERE d.tier = 'free') AS free_last,
-           min(d.first_at) FILTER (WHERE d.tier = 'paid') AS paid_first,
-           max(d.last_at) FILTER (WHERE d.tier = 'paid') AS paid_last
-    FROM rollup_user_days d
-    JOIN both_tiers b USING (user_id)
-    WHERE d.day >= coalesce(%(since)s::date, '-infinity'::date) AND d.day <= coalesce(%(until)s::date, 'infinity'::date)
-    GROUP BY d.user_id
+-- Users whose plays over time show an upgrade (some free play before some paid play, in the order (start_time,
+-- session_id, item_in_session)) or a downgrade (paid before free), from the per-day bitmaps (schemas 9 and 10): a
+-- user upgraded when they played paid on a day after a day with a free play, or on a day they played free before
+-- paid (the day's paid arrivals); downgrades the other way round. "changed": users with plays on both tiers.
+WITH days AS (
+    SELECT free, paid, free_arrivals, paid_arrivals,
+           coalesce(bits_union(free) OVER earlier, free & ~free) AS free_before,
+           coalesce(bits_union(paid) OVER earlier, free & ~free) AS paid_before
+    FROM report_day_tiers(%(since)s::date, %(until)s::date)
+    WINDOW earlier AS (ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 )
-SELECT count(*) FILTER (WHERE free_first < paid_last) AS upgraded,
-       count(*) FILTER (WHERE paid_first < free_last) AS downgraded,
-       count(*) FILTER (WHERE free_first IS NOT NULL AND paid_first IS NOT NULL) AS changed
-FROM ends;
+SELECT coalesce(bit_count(bits_union((paid & free_before) | paid_arrivals)), 0) AS upgraded,
+       coalesce(bit_count(bits_union((free & paid_before) | free_arrivals)), 0) AS downgraded,
+       coalesce(bit_count(bits_union(free) & bits_union(paid)), 0) AS changed
+FROM days;
 
 -- name: top_locations
 SELECT coalesce(value, '(unknown)') AS location, sum(plays) AS plays, bit_count(bits_union(users)) AS listeners
