@@ -406,6 +406,16 @@ def test_top_lists_are_exact_with_short_day_lists(db: Database, udacity: Path, c
     run_load(db, [p for p in corpus if "song_data" in p.parts and "Z" in p.parts])
     longest = rows(db, "SELECT max(n) FROM (SELECT count(*) AS n FROM rollup_day_tops GROUP BY day, tier, kind) s")
     assert 0 < longest[0][0] <= kept
+    # each list entry holds the key's plays that day, its listeners and who they are, as counted from the plays
+    wrong_entries = """
+        SELECT count(*) FROM rollup_day_tops t
+        WHERE ROW(t.plays::bigint, t.listeners::bigint, t.users) IS DISTINCT FROM (
+            SELECT ROW(count(*), count(DISTINCT p.user_id), array_agg(DISTINCT p.user_id ORDER BY p.user_id))
+            FROM trackplays p
+            WHERE p.start_time::date = t.day AND p.tier = t.tier
+              AND CASE t.kind WHEN 'track' THEN p.track_id ELSE p.artist_id END = t.key
+        )"""
+    assert rows(db, wrong_entries) == [(0,)]
     paths: list[str] = []
     with db.connect() as conn:
         conn.add_notice_handler(lambda notice: paths.append(notice.message_primary or ""))
