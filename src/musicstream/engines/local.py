@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from musicstream.db.sqlfiles import named_statements
-from musicstream.engines.read import DigestTask, LogTask, Parsed, SongTask, run_task
+from musicstream.engines.read import DigestTask, LogTask, Parsed, SongTask, ignore_interrupts, run_task
 from musicstream.extract.files import InputFile, discover
 from musicstream.load.faults import point
 from musicstream.load.rejects import RowSpool
@@ -62,7 +62,7 @@ def _executor(workers: int) -> Executor:
         return _Inline()
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["musicstream.engines.read"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=ignore_interrupts)
 
 
 def _ordered(pool: Executor, tasks: Iterable[Any], window: int) -> Iterator[tuple[Any, Parsed]]:

@@ -10,6 +10,7 @@ import csv
 import gzip
 import hashlib
 import io
+import signal
 import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -222,6 +223,12 @@ def digest(task: DigestTask) -> Parsed:
         while chunk := handle.read(1 << 20):
             sha.update(chunk)
     return Parsed(digest=sha.hexdigest())
+
+
+def ignore_interrupts() -> None:
+    """A worker's start: Ctrl-C reaches every process of the terminal's group; the main process handles it (it
+    stops the pool and rolls the run back), so a worker does not print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_task(task: LogTask | SongTask | DigestTask) -> Parsed:

@@ -22,7 +22,7 @@ from musicstream.db.bulk import defer_indexes, rebuild_indexes
 from musicstream.db.connection import Database
 from musicstream.db.schema import ROLLUP_TABLES, require_schema
 from musicstream.db.sqlfiles import named_statements
-from musicstream.errors import LoadError, MusicstreamError, TooManyRejects
+from musicstream.errors import InputError, LoadError, MusicstreamError, TooManyRejects
 from musicstream.load.faults import point
 from musicstream.load.state import Engine, Progress, RunState
 from musicstream.load.stats import LoadResult, peak_rss_mb
@@ -40,25 +40,78 @@ class _NoProgress:
     def phase(self, name: str) -> None:
         pass
 
+    def step(self, name: str, number: int, total: int) -> None:
+        pass
+
 
 @dataclass(frozen=True)
 class LoadOptions:
     """How to run a load.
 
     ``full`` re-reads files the manifest lists as unchanged; ``max_rejects`` turns more rejects than that into
-    a failed (rolled back) run; ``wait`` waits for another load on the same database instead of failing;
-    ``workers`` is the number of parsing processes of the local engine (default: one per core);
+    a failed (rolled back) run; ``allow_empty`` lets a run that finds no input file, or rejects every record it
+    reads, succeed (else it fails: usually the wrong path); ``wait`` waits for another load on the same
+    database instead of failing; ``workers`` is the number of parsing processes of the local engine (default: one
+    per core);
     ``statement_timeout`` (seconds) fails the run when one statement takes longer. ``engine`` "spark" reads and
     stages the files with Spark (``master``: its master URL, ``local[2]`` by default); the merge is the same.
     """
 
     full: bool = False
     max_rejects: int | None = None
+    allow_empty: bool = False
     wait: bool = True
     workers: int | None = None
     statement_timeout: float | None = None
     engine: str = "local"
     master: str | None = None
+
+
+# The merge's steps, in order: each is a crash point (tests/test_crash.py) and a line of the progress display.
+MERGE_STEPS = (
+    "touched_artist_keys",
+    "merge_artists",
+    "merge_tracks",
+    "stage_names",
+    "names_to_resolve",
+    "resolve",
+    "inferred_artists",
+    "inferred_tracks",
+    "insert_names",
+    "name_spellings",
+    "update_names",
+    "inferred_artist_names",
+    "inferred_track_titles",
+    "merge_users",
+    "insert_plays",
+    "drop_unused_names",
+    "insert_time",
+    "rollup_sessions",
+    "rollup_hours",
+    "rebuild_indexes",
+    "moved_sessions",
+    "reresolve_plays",
+    "recount_catalog_plays",
+    "touched_days",
+    "touched_days_moved",
+    "day_tops",
+    "day_sets",
+    "day_tier_moves",
+    "session_lengths",
+    "delete_orphan_tracks",
+    "delete_orphan_artists",
+    "refresh_mtimes",
+    "replace_rejects",
+    "insert_rejects",
+    "record_files",
+)
+_STEP_NUMBERS = {name: number for number, name in enumerate(MERGE_STEPS, start=1)}
+
+
+def _step(run: RunState, name: str) -> None:
+    """The merge reaches a step: its crash point, and the progress display's "step k of n"."""
+    point(f"merge:{name}")
+    run.progress.step(name.replace("_", " "), _STEP_NUMBERS[name], len(MERGE_STEPS))
 
 
 _EXPLAIN = os.environ.get("MUSICSTREAM_EXPLAIN")  # profiling aid: append each merge step's plan to this file
@@ -78,7 +131,7 @@ def _explain(conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | 
 
 
 def _scalar(conn: psycopg.Connection[Any], run: RunState, name: str, params: dict[str, Any] | None = None) -> int:
-    point(f"merge:{name}")
+    _step(run, name)
     _explain(conn, name, params)
     started = time.perf_counter()
     row = conn.execute(named_statements("load/merge")[name], params).fetchone()
@@ -87,7 +140,7 @@ def _scalar(conn: psycopg.Connection[Any], run: RunState, name: str, params: dic
 
 
 def _exec(conn: psycopg.Connection[Any], run: RunState, name: str, params: dict[str, Any] | None = None) -> int:
-    point(f"merge:{name}")
+    _step(run, name)
     _explain(conn, name, params)
     started = time.perf_counter()
     cur = conn.execute(named_statements("load/merge")[name], params)
@@ -97,7 +150,6 @@ def _exec(conn: psycopg.Connection[Any], run: RunState, name: str, params: dict[
 
 def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
     result = run.result
-    run.progress.phase("merging")
     row = conn.execute(named_statements("load/merge")["max_ids"]).fetchone()
     assert row is not None
     ids = {"after_play": int(row[0]), "after_name": int(row[1])}
@@ -123,7 +175,7 @@ def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
         _exec(conn, run, "inferred_track_titles", ids)
     else:  # no names before this run, so no inferred rows either: those just added carry the smallest spelling
         for step in ("name_spellings", "update_names", "inferred_artist_names", "inferred_track_titles"):
-            point(f"merge:{step}")
+            _step(run, step)
     added["users"] = _scalar(conn, run, "merge_users")  # before the plays that reference them
     new_plays = _exec(conn, run, "insert_plays", ids)
     added["trackplays"] = new_plays
@@ -132,11 +184,11 @@ def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
         dropped = _exec(conn, run, "drop_unused_names", ids)
         added["play_names"] -= dropped
     else:
-        point("merge:drop_unused_names")  # the step is a no-op; its crash point stays where it was
+        _step(run, "drop_unused_names")  # the step is a no-op; its crash point stays where it was
     added["timetb"] = _exec(conn, run, "insert_time", ids)
     _exec(conn, run, "rollup_sessions", ids)
     _exec(conn, run, "rollup_hours", ids)
-    point("merge:rebuild_indexes")
+    _step(run, "rebuild_indexes")
     started = time.perf_counter()
     rebuild_indexes(conn)  # and the foreign keys of tables that were empty: every row checked at once
     result.timings["rebuild_indexes"] = round(time.perf_counter() - started, 4)
@@ -149,7 +201,7 @@ def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
     if run.staged_songs:  # only a song file can move known plays (rule 8)
         _exec(conn, run, "touched_days_moved", ids)
     else:
-        point("merge:touched_days_moved")
+        _step(run, "touched_days_moved")
     _exec(conn, run, "day_tops")
     _exec(conn, run, "day_sets")
     _exec(conn, run, "day_tier_moves")
@@ -158,12 +210,27 @@ def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
         added["tracks"] -= _exec(conn, run, "delete_orphan_tracks")
         added["artists"] -= _exec(conn, run, "delete_orphan_artists")
     else:
-        point("merge:delete_orphan_tracks")
-        point("merge:delete_orphan_artists")
+        _step(run, "delete_orphan_tracks")
+        _step(run, "delete_orphan_artists")
     result.rows_added.update(added)
     result.rows_added["plays_moved_to_catalog"] = moved
     result.records_loaded = new_plays + new_tracks
     result.duplicates = (run.staged_plays - new_plays) + (run.staged_songs - new_tracks)
+
+
+def _top_rejects(conn: psycopg.Connection[Any], limit: int = 3) -> list[dict[str, Any]]:
+    """The run's most frequent reject reasons, each with how many records and its first file:line."""
+    rows = conn.execute(
+        """SELECT reason, count(*), (array_agg(file || CASE WHEN line > 0 THEN ':' || line ELSE '' END
+                                               ORDER BY file, line))[1]
+           FROM stage_rejects GROUP BY reason ORDER BY 2 DESC, 1 LIMIT %s""",
+        (limit,),
+    ).fetchall()
+    return [{"reason": reason, "records": int(count), "example": example} for reason, count, example in rows]
+
+
+def _reasons(top: list[dict[str, Any]]) -> str:
+    return "Most frequent reasons: " + "; ".join(f"{r['reason']} ({r['records']:,}, e.g. {r['example']})" for r in top)
 
 
 def _finish(conn: psycopg.Connection[Any], run: RunState) -> None:
@@ -175,6 +242,10 @@ def _finish(conn: psycopg.Connection[Any], run: RunState) -> None:
 
 
 def _update_run(conn: psycopg.Connection[Any], result: LoadResult) -> None:
+    """Record the run's outcome. A run stopped part way (its counts do not reconcile: some files were read, not
+    all) records no counts: none of its rows were committed, and half-counted figures would only mislead."""
+    if result.status != "succeeded" and not result.reconciles:
+        result = LoadResult(run_id=result.run_id, status=result.status, error=result.error)
     conn.execute(
         """
         UPDATE etl_runs SET finished_at = now(), status = %s, files_read = %s, files_skipped = %s,
@@ -240,6 +311,12 @@ def run(
     started = time.monotonic()
     started_ns = time.time_ns()  # before the files are listed: their modification times are compared with it
     files = engine.discover(paths)
+    if not files and not options.allow_empty:
+        named = ", ".join(str(p) for p in paths)
+        raise InputError(
+            f"no input files under {named}: song files are *.json (or .json.gz) under song_data/, event logs under "
+            "log_data/, or name the files themselves. Nothing was loaded; add --allow-empty if that is expected"
+        )
     result = LoadResult(files_found=len(files))
     run = RunState(result, progress or _NoProgress())
     try:
@@ -271,12 +348,19 @@ def run(
                     engine.stage(conn, run, files, options.full, started_ns)
                     result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
                     _merge(conn, run)
-                    _finish(conn, run)
+                    result.top_rejects = _top_rejects(conn) if result.rejected else []
                     if options.max_rejects is not None and result.rejected > options.max_rejects:
                         raise TooManyRejects(
                             f"{result.rejected} records were rejected, more than --max-rejects {options.max_rejects}; "
-                            "nothing was loaded. Fix the input, or raise --max-rejects"
+                            f"nothing was loaded. {_reasons(result.top_rejects)}. Fix the input, or raise --max-rejects"
                         )
+                    if result.records_read and result.rejected == result.records_read and not options.allow_empty:
+                        raise LoadError(
+                            f"every record read was rejected ({result.rejected:,}): nothing was loaded. "
+                            f"{_reasons(result.top_rejects)}. Is this the right input? Add --allow-empty to record "
+                            "the rejects anyway"
+                        )
+                    _finish(conn, run)
                     engine.before_commit(conn)
                     result.status = "succeeded"
                     result.seconds = round(time.monotonic() - started, 3)
@@ -284,9 +368,14 @@ def run(
                     point("commit")
                 point("committed")
             except BaseException as exc:
-                result.status = "failed"
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                result.status = "interrupted" if interrupted else "failed"
                 result.seconds = round(time.monotonic() - started, 3)
-                if isinstance(exc, MusicstreamError):
+                if interrupted:
+                    result.error = (
+                        f"interrupted (Ctrl-C) after {result.seconds:.1f} s, before the commit: nothing was committed"
+                    )
+                elif isinstance(exc, MusicstreamError):
                     result.error = str(exc)
                 elif isinstance(exc, psycopg.errors.QueryCanceled):
                     result.error = (

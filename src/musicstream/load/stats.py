@@ -27,6 +27,7 @@ class LoadResult:
     bytes_read: int = 0
     peak_rss_mb: float = 0.0  # the largest resident memory of the loader or any of its worker processes
     timings: dict[str, float] = field(default_factory=dict)
+    top_rejects: list[dict[str, Any]] = field(default_factory=list)  # reason, records, example (file:line)
     seconds: float = 0.0
     error: str | None = None
 

@@ -1,0 +1,84 @@
+"""The operator commands (issue 13): runs / runs show, rejects, forget, sql — on the public sample plus a file
+with bad lines, through the real command line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from conftest import rows
+from musicstream.db.connection import Database
+from test_errors import musicstream
+
+
+def _load(db: Database, *paths: Path, allow_empty: bool = False) -> dict:
+    extra = ["--allow-empty"] if allow_empty else []
+    code, out, err = musicstream("--database-url", db.conninfo, "load", "--json", *extra, *map(str, paths))
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _json(db: Database, *args: str) -> object:
+    code, out, err = musicstream("--database-url", db.conninfo, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_runs_and_rejects_tell_what_each_run_did(db: Database, udacity: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "log_data" / "bad.json"
+    bad.parent.mkdir()
+    bad.write_text('{"page": "NextSong", "userId": "7"}\nnot json\n')
+    first = _load(db, udacity)
+    second = _load(db, tmp_path, allow_empty=True)  # its only file is bad: recorded all the same
+    listed = _json(db, "runs")
+    assert [(r["run_id"], r["status"], r["rejects"]) for r in listed] == [
+        (second["run_id"], "succeeded", 2),
+        (first["run_id"], "succeeded", 0),
+    ]
+    shown = _json(db, "runs", "show", str(first["run_id"]))
+    assert len(shown["files"]) == first["files_read"] == rows(db, "SELECT count(*) FROM loaded_files")[0][0] - 1
+    assert shown["rows_added"]["trackplays"] == 6820 and shown["reject_reasons"] == []
+    shown = _json(db, "runs", "show", str(second["run_id"]))
+    assert [f["path"] for f in shown["files"]] == [os.path.realpath(bad)]
+    assert sorted(r["example"] for r in shown["reject_reasons"]) == [
+        f"{os.path.realpath(bad)}:1",
+        f"{os.path.realpath(bad)}:2",
+    ]
+    code, _, err = musicstream("--database-url", db.conninfo, "runs", "show", "99")
+    assert code == 2 and "there is no run 99" in err
+
+    found = _json(db, "rejects")
+    assert [(r["line"], r["raw"]) for r in found] == [(1, '{"page": "NextSong", "userId": "7"}'), (2, "not json")]
+    assert [r["line"] for r in _json(db, "rejects", "--reason", "MALFORMED")] == [2]
+    assert _json(db, "rejects", "--run", str(first["run_id"])) == []
+    code, out, _ = musicstream("--database-url", db.conninfo, "rejects")
+    assert code == 0 and "not json" in out and "bad.json" in out
+
+
+def test_forget_makes_the_next_load_read_files_again(db: Database, udacity: Path) -> None:
+    first = _load(db, udacity)
+    day = next(iter(sorted((udacity / "log_data").rglob("*.json"))))
+    assert _json(db, "forget", str(day)) == [os.path.realpath(day)]
+    again = _load(db, udacity)
+    assert again["files_read"] == 1 and again["records_loaded"] == 0 and again["duplicates"] > 0
+    dropped = _json(db, "forget", str(udacity / "song_data"))
+    assert len(dropped) == first["files_read"] - len(list((udacity / "log_data").rglob("*.json")))
+    code, _, err = musicstream("--database-url", db.conninfo, "forget", "/nowhere/x.json")
+    assert code == 2 and "none of these paths is in the manifest" in err
+    assert rows(db, "SELECT count(*) FROM trackplays") == [(6820,)]
+
+
+def test_sql_is_read_only_unless_asked(db: Database, udacity: Path) -> None:
+    _load(db, udacity)
+    assert _json(db, "sql", "SELECT count(*) AS plays FROM sparkify.songplays") == [{"plays": 6820}]
+    code, out, _ = musicstream(
+        "--database-url", db.conninfo, "sql", "--csv", "SELECT tier, count(*) AS n FROM users GROUP BY 1 ORDER BY 1"
+    )
+    assert code == 0 and out.splitlines()[0] == "tier,n" and len(out.splitlines()) == 3
+    code, _, err = musicstream("--database-url", db.conninfo, "sql", "DELETE FROM rejects")
+    assert code == 2 and "add --write" in err
+    code, _, err = musicstream("--database-url", db.conninfo, "sql", "SELEC 1")
+    assert code == 2 and "syntax error" in err
+    code, out, _ = musicstream("--database-url", db.conninfo, "sql", "--write", "DELETE FROM rejects")
+    assert code == 0 and "rows affected" in out
