@@ -76,10 +76,10 @@ BEFORE_COMMIT = [
 AFTER_COMMIT = ["committed", "analyzed"]
 
 
-
 def test_the_crash_points_are_the_merge_steps() -> None:
     """Every merge step is a crash point here and a line of the progress display: one list, in order."""
     assert tuple(MERGE_STEPS) == pipeline.MERGE_STEPS
+
 
 @pytest.fixture(scope="module")
 def batches(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[Path]]:
