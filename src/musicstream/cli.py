@@ -564,9 +564,33 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
     if as_json:
         _emit_json(found)
         return
-    columns = ["run_id", "started_at", "status", "seconds", "files_read", "files_skipped", "records_read"]
-    columns += ["records_loaded", "duplicates", "rejects", "error"]
-    _console().print(_rows_table("Load runs", columns, found, {"started_at": 19, "error": 80}))
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="Load runs (newest first; `musicstream runs show N` for one)", title_justify="left")
+    for column in ("run", "started (UTC)", "status", "s", "files", "records", "loaded", "dup", "rejects"):
+        left = column in ("started (UTC)", "status")
+        table.add_column(column, justify="left" if left else "right", no_wrap=True, min_width=len(column))
+
+    table.caption = "files: read/unchanged; records read = loaded + skipped by rule + dup + rejects"
+    table.caption_justify = "left"
+    for run in found:
+        table.add_row(
+            str(run["run_id"]),
+            f"{run['started_at']:%Y-%m-%d %H:%M}",
+            run["status"],
+            "" if run["seconds"] is None else str(run["seconds"]),
+            f"{run['files_read']:,}/{run['files_skipped']:,}",
+            f"{run['records_read']:,}",
+            f"{run['records_loaded']:,}",
+            f"{run['duplicates']:,}",
+            f"{run['rejects']:,}",
+        )
+    console = _console()
+    console.print(table)
+    for run in found:
+        if run["error"]:
+            console.print(escape(f"run {run['run_id']} {run['status']}: {run['error']}"), overflow="fold")
 
 
 @runs.command("show")
@@ -601,7 +625,7 @@ def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
         f"{run['records_read']:,}: loaded {run['records_loaded']:,}, skipped by rule {run['records_skipped']:,}, "
         f"duplicates {run['duplicates']:,}, rejected {run['rejects']:,}"
     )
-    if run["rows_added"]:
+    if run["rows_added"] and run["status"] == "succeeded":
         console.print("  rows added: " + ", ".join(f"{k} {v:,}" for k, v in run["rows_added"].items()))
     if run["files"]:
         console.print(_rows_table("Files", ["path", "kind", "size_bytes", "records", "rejects"], run["files"]))
@@ -668,7 +692,10 @@ def forget(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
         return
     if not dropped:
         raise click.UsageError("none of these paths is in the manifest: " + ", ".join(paths))
-    _console().print(f"Forgot {len(dropped):,} file{'s' if len(dropped) > 1 else ''}: the next load reads them again.")
+    many = len(dropped) > 1
+    _console().print(
+        f"Forgot {len(dropped):,} file{'s' if many else ''}: the next load reads {'them' if many else 'it'} again."
+    )
 
 
 @cli.command(name="sql")

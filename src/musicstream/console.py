@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -17,6 +17,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from musicstream.checks import CheckResult
 from musicstream.load.stats import LoadResult
@@ -79,7 +80,7 @@ class RichProgress:
             self._progress.update(self._task, description=name)
 
 
-def load_summary(result: LoadResult) -> Table:
+def load_summary(result: LoadResult) -> Table | Group:
     ok = result.status == "succeeded"
     table = Table(
         title=f"Load run {result.run_id}: {'[green]succeeded' if ok else '[red]' + result.status}"
@@ -95,8 +96,6 @@ def load_summary(result: LoadResult) -> Table:
     table.add_row("  skipped by rule (not a play, logged out)", f"{result.records_skipped:,}")
     table.add_row("  duplicates", f"{result.duplicates:,}")
     table.add_row("  rejected", f"[red]{result.rejected:,}" if result.rejected else "0")
-    for top in result.top_rejects:
-        table.add_row(f"    {escape(top['reason'])}", f"{top['records']:,}  [dim]e.g. {escape(top['example'])}")
     for name, count in result.rows_added.items():
         table.add_row(f"{name} rows added", f"{count:,}")
     if not result.files_found:
@@ -104,7 +103,10 @@ def load_summary(result: LoadResult) -> Table:
     elif not result.files_read:
         table.caption = "Nothing new: every file is unchanged since it was loaded."
     elif result.rejected:
-        table.caption = "Rejected records: SELECT * FROM rejects WHERE file = …  (musicstream psql)"
+        reasons = [f"  {top['records']:,} × {top['reason']} (e.g. {top['example']})" for top in result.top_rejects]
+        more = f"musicstream rejects --run {result.run_id}" if result.run_id else "musicstream rejects"
+        lines = ["Most frequent reject reasons:", *reasons, f"All of them: {more}"]
+        return Group(table, Text("\n".join(lines)))
     return table
 
 

@@ -7,6 +7,7 @@ the tables as they were (rule 11), and a file is in the manifest exactly when it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -242,13 +243,17 @@ def _finish(conn: psycopg.Connection[Any], run: RunState) -> None:
 
 
 def _update_run(conn: psycopg.Connection[Any], result: LoadResult) -> None:
-    """Record the run's outcome. A run stopped part way (its counts do not reconcile: some files were read, not
-    all) records no counts: none of its rows were committed, and half-counted figures would only mislead."""
-    if result.status != "succeeded" and not result.reconciles:
-        result = LoadResult(run_id=result.run_id, status=result.status, error=result.error)
+    """Record the run's outcome. A run that failed records what it read (when its counts reconcile) and no rows
+    added (none were committed); one stopped part way (some files read, not all) records no counts: half-counted
+    figures would only mislead."""
+    if result.status != "succeeded":  # nothing of it was committed: no rows added, whatever the merge had done
+        if result.reconciles:
+            result = dataclasses.replace(result, rows_added={})
+        else:
+            result = LoadResult(run_id=result.run_id, status=result.status, error=result.error)
     conn.execute(
         """
-        UPDATE etl_runs SET finished_at = now(), status = %s, files_read = %s, files_skipped = %s,
+        UPDATE etl_runs SET finished_at = clock_timestamp(), status = %s, files_read = %s, files_skipped = %s,
             records_read = %s, records_loaded = %s, records_skipped = %s, duplicates = %s, rejects = %s,
             rows_added = %s::jsonb, error = %s
         WHERE run_id = %s
