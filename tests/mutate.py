@@ -282,8 +282,8 @@ MUTATIONS = [
     Mutation(
         "query_hourly_listeners_other_hours",
         f"{QUERIES}/hourly_pattern.sql",
-        "WHERE u.hours & (1 << h.hour) <> 0",
-        "WHERE u.hours & (1 << h.hour) = 0",
+        "sum((hours >> 5) & 1),",
+        "sum((hours >> 6) & 1),",
     ),
     Mutation(
         "query_session_bucket_edge",
