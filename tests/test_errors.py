@@ -25,9 +25,10 @@ from musicstream.load.pipeline import MERGE_STEPS
 
 
 def musicstream(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str, str]:
+    given = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # tables as wide as their content (a pipe)
     proc = subprocess.run(
         [sys.executable, "-m", "musicstream", *args],
-        env={**os.environ, **(env or {})},
+        env={**given, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

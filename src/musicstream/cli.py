@@ -564,33 +564,9 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
     if as_json:
         _emit_json(found)
         return
-    from rich.markup import escape
-    from rich.table import Table
+    from musicstream.console import runs_table
 
-    table = Table(title="Load runs (newest first; `musicstream runs show N` for one)", title_justify="left")
-    for column in ("run", "started (UTC)", "status", "s", "files", "records", "loaded", "dup", "rejects"):
-        left = column in ("started (UTC)", "status")
-        table.add_column(column, justify="left" if left else "right", no_wrap=True, min_width=len(column))
-
-    table.caption = "files: read/unchanged; records read = loaded + skipped by rule + dup + rejects"
-    table.caption_justify = "left"
-    for run in found:
-        table.add_row(
-            str(run["run_id"]),
-            f"{run['started_at']:%Y-%m-%d %H:%M}",
-            run["status"],
-            "" if run["seconds"] is None else str(run["seconds"]),
-            f"{run['files_read']:,}/{run['files_skipped']:,}",
-            f"{run['records_read']:,}",
-            f"{run['records_loaded']:,}",
-            f"{run['duplicates']:,}",
-            f"{run['rejects']:,}",
-        )
-    console = _console()
-    console.print(table)
-    for run in found:
-        if run["error"]:
-            console.print(escape(f"run {run['run_id']} {run['status']}: {run['error']}"), overflow="fold")
+    _console().print(runs_table(found, "Load runs (newest first; `musicstream runs show N` for one)"))
 
 
 @runs.command("show")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -110,7 +109,7 @@ def load_summary(result: LoadResult) -> Table | Group:
     return table
 
 
-def status_tables(status: dict[str, Any]) -> list[Table]:
+def status_tables(status: dict[str, Any]) -> list[Table | Group]:
     counts = Table(title="Tables", title_justify="left")
     counts.add_column("table")
     counts.add_column("rows", justify="right")
@@ -121,34 +120,32 @@ def status_tables(status: dict[str, Any]) -> list[Table]:
         counts.add_row("[dim]inferred artists", f"[dim]{status['inferred_artists']:,}")
         counts.add_row("files in manifest", f"{status['files_loaded']:,}")
         counts.add_row("rejects kept", f"{status['rejects']:,}")
-    runs = Table(title="Recent runs", title_justify="left")
-    for column in (
-        "run",
-        "started (UTC)",
-        "status",
-        "files read/skipped",
-        "read",
-        "loaded",
-        "dup",
-        "rejects",
-    ):
-        runs.add_column(column, justify="right" if column not in ("status", "started (UTC)") else "left")
-    for run in status["recent_runs"]:
-        runs.add_row(
+    return [counts, runs_table(status["recent_runs"], "Recent runs")]
+
+
+def runs_table(runs: list[dict[str, Any]], title: str) -> Group:
+    """Load runs as a table (`status`, `runs`), with why each failed run failed below it."""
+    table = Table(title=title, title_justify="left")
+    for column in ("run", "started (UTC)", "status", "s", "files", "records", "loaded", "dup", "rejects"):
+        left = column in ("started (UTC)", "status")
+        table.add_column(column, justify="left" if left else "right", no_wrap=True, min_width=len(column))
+    table.caption = "files: read/unchanged; records read = loaded + skipped by rule + dup + rejects"
+    table.caption_justify = "left"
+    for run in runs:
+        took = run["finished_at"] - run["started_at"] if run["finished_at"] else None
+        table.add_row(
             str(run["run_id"]),
-            run["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            f"{run['started_at']:%Y-%m-%d %H:%M}",
             run["status"],
-            f"{run['files_read']}/{run['files_skipped']}",
+            "" if took is None else f"{took.total_seconds():.1f}",
+            f"{run['files_read']:,}/{run['files_skipped']:,}",
             f"{run['records_read']:,}",
             f"{run['records_loaded']:,}",
             f"{run['duplicates']:,}",
             f"{run['rejects']:,}",
         )
-    why = [f"run {run['run_id']}: {run['error']}" for run in status["recent_runs"] if run.get("error")]
-    if why:
-        runs.caption = escape("\n".join(why))
-        runs.caption_justify = "left"
-    return [counts, runs]
+    why = [Text(f"run {run['run_id']} {run['status']}: {run['error']}") for run in runs if run.get("error")]
+    return Group(table, *why)
 
 
 def checks_table(results: list[CheckResult]) -> Table:
