@@ -43,6 +43,13 @@ def pg_home() -> Iterator[Path]:
     home = Path(tempfile.mkdtemp(prefix="mst-", dir="/tmp"))
     os.chmod(home, 0o755)
     yield home
+    # stop the server before its folder goes: its own stop-at-exit reads a file in that folder, and without it
+    # the server would run on, orphaned, after the tests
+    from musicstream.db import connection
+
+    server = connection._servers.pop(home / "pgdata", None)
+    if server is not None:
+        server.stop()
     shutil.rmtree(home, ignore_errors=True)
 
 
