@@ -449,14 +449,7 @@ def query(
     if as_json:
         _emit_json(rows)
         return
-    from rich.table import Table as RichTable
-
-    table = RichTable(title=chosen.title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
-    _console().print(table)
+    _console().print(_rows_table(chosen.title, columns, rows))
 
 
 @cli.command()
@@ -523,21 +516,26 @@ def psql(ctx: click.Context, psql_args: tuple[str, ...]) -> None:
     sys.exit(completed.returncode)
 
 
-def _cut(value: Any, width: int = 100) -> str:
+def _cell(value: Any, width: int | None) -> str:
+    """A value as table text (shown as is: no markup); cut to ``width`` characters on one line when given."""
+    from rich.markup import escape
+
     text = "" if value is None else str(value)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if width is not None:
+        text = " ".join(text.split())
+        text = text if len(text) <= width else text[: width - 1] + "…"
+    return escape(text)
 
 
 def _rows_table(title: str, columns: list[str], rows: list[dict[str, Any]], cut: dict[str, int] | None = None) -> Any:
-    from rich.markup import escape
+    """Rows of a query (`query`, `sql`, `runs show`, `rejects`) as a table; ``cut``: columns cut to a width."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(escape(_cut(row[c], (cut or {}).get(c, 200))) for c in columns))
+        table.add_row(*(_cell(row[c], (cut or {}).get(c)) for c in columns))
     return table
 
 
