@@ -194,6 +194,21 @@ def test_star_equals_the_reference(loaded: Database, expected: reference.Star) -
         assert found[table] == want[table], table
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_native_parsing_equals_the_reference(
+    corpus: Path, expected: reference.Star, db: Database, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """The same corpus with every log file parsed natively (its files are small: the Python path reads them by
+    default), in this process and in worker processes."""
+    monkeypatch.setenv("MUSICSTREAM_NATIVE_MIN_BYTES", "0")
+    result = run_load(db, [corpus], LoadOptions(workers=workers))
+    assert result.status == "succeeded" and result.rejected == 0
+    assert result.native_lines > 6000  # every plain line (the edge file's odd ones take the Python path)
+    found, want = star_of(db), expected.tables()
+    for table in want:
+        assert found[table] == want[table], table
+
+
 def test_the_edges_are_where_the_rules_put_them(loaded: Database) -> None:
     """The edge cases by hand, so that a reference sharing a mistake with the loader cannot hide it."""
     track = dict(

@@ -19,7 +19,15 @@ from typing import Any
 import psycopg
 
 from musicstream.db.sqlfiles import named_statements
-from musicstream.engines.read import DigestTask, LogTask, Parsed, SongTask, ignore_interrupts, run_task
+from musicstream.engines.read import (
+    DigestTask,
+    LogTask,
+    Parsed,
+    SongTask,
+    ignore_interrupts,
+    native_worthwhile,
+    run_task,
+)
 from musicstream.extract.files import InputFile, discover
 from musicstream.load.faults import point
 from musicstream.load.rejects import RowSpool
@@ -82,11 +90,11 @@ def _log_tasks(states: Sequence[_FileState]) -> Iterator[LogTask | DigestTask]:
     for state in states:
         path, size = state.file.path, state.file.size
         if size <= SLICE_BYTES or path.lower().endswith(".gz"):
-            yield LogTask(path)
+            yield LogTask(path, native=native_worthwhile(size))  # decided here: workers keep the env they began with
             continue
         yield DigestTask(path)
         for start in range(0, size, SLICE_BYTES):
-            yield LogTask(path, start, start + SLICE_BYTES)
+            yield LogTask(path, start, start + SLICE_BYTES, native=True)
 
 
 def _song_tasks(files: Sequence[InputFile], inflight: dict[str, InputFile]) -> Iterator[SongTask]:
@@ -135,6 +143,7 @@ def _absorb(staging: RunState, files: _Files, task: Any, parsed: Parsed) -> None
         return
     result.records_skipped += parsed.skipped
     result.logged_out += parsed.logged_out
+    result.native_lines += parsed.native
     staging.see_users(parsed.users)
     base = 0
     if isinstance(task, LogTask) and not task.whole:
