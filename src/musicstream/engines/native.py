@@ -97,7 +97,9 @@ class LineSink:
         self.logged_out = 0
 
 
-CHUNK_BYTES = 4 << 20  # a slice is read and parsed this much at a time: memory stays near 30 × this per worker
+# A slice is read and parsed this much at a time. Measured on a 20 MB file: peak 283 MB a process, 11.5 µs a line
+# (4 MB: 258 MB, 8 % slower; 16 MB: 418 MB, 3 % faster).
+CHUNK_BYTES = 8 << 20
 CSV_LINE_END = "\r\n"
 
 
@@ -161,10 +163,14 @@ def parse_slice(
         if physical:
             if base == 0 and start == 0:
                 text = text.removeprefix(BOM.decode())  # the Python path drops a BOM at the file's start too
-            lines = pl.Series("text", text.removesuffix("\n").split("\n"), dtype=pl.String).str.strip_chars_end("\r")
+            text = text.removesuffix("\n")
+            lines = pl.Series("text", text.split("\n"), dtype=pl.String)
+            if "\r" in text:
+                lines = lines.str.strip_chars_end("\r")
+                text = ""  # not the lines' text any more
             pattern = pattern or template(lines.head(10).to_list())
             if pattern is not None:
-                frame, routed = _native(lines, pattern, counts)
+                frame, routed = _native(lines, text, pattern, counts)
                 if frame.height:
                     plays = frame.filter(pl.col("page") == "NextSong").select(["line", *PLAY_SCHEMA])
                     _latest_native(frame, base, result.users, winners)
@@ -194,16 +200,20 @@ def parse_slice(
     return result
 
 
-def _native(lines: pl.Series, pattern: str, counts: dict[str, int]) -> tuple[pl.DataFrame, list[int]]:
-    """Decode the plain lines and check their values; returns the kept rows and the indexes of the other lines."""
+def _native(lines: pl.Series, text: str, pattern: str, counts: dict[str, int]) -> tuple[pl.DataFrame, list[int]]:
+    """Decode the plain lines and check their values; returns the kept rows and the indexes of the other lines.
+    ``text`` is the lines joined by line breaks, or "" when not at hand."""
     index = pl.Series("line", range(len(lines)), dtype=pl.Int64)
     plain = lines.str.contains(pattern) & ~lines.str.contains(_ODD)
-    if not plain.any():
+    plain_lines = int(plain.sum())
+    if not plain_lines:
         return pl.DataFrame(), list(range(len(lines)))
-    body = lines.filter(plain).str.join("\n").item()
+    body = text if text and plain_lines == len(lines) else lines.filter(plain).str.join("\n").item()
     try:
         decoded = pl.read_ndjson(io.BytesIO(body.encode("utf-8")), schema=_SCHEMA)
     except pl.exceptions.PolarsError:  # a value the template let through and the decoder refused: all go careful
+        return pl.DataFrame(), list(range(len(lines)))
+    if decoded.height != plain_lines:  # cannot happen with plain lines; if it did, the Python path decides
         return pl.DataFrame(), list(range(len(lines)))
     frame = decoded.with_columns(index.filter(plain))
     uid = pl.col("userId")
