@@ -69,7 +69,7 @@ def _executor(workers: int) -> Executor:
     if workers <= 1:
         return _Inline()
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["musicstream.engines.read"])
+    context.set_forkserver_preload(["musicstream.engines.read", "musicstream.engines.native"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=ignore_interrupts)
 
 

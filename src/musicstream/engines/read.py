@@ -15,15 +15,16 @@ import signal
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from musicstream.engines import native
-from musicstream.engines.native import LineSink
 from musicstream.extract.files import BOM, open_input
 from musicstream.extract.values import Reject, iter_json_values
 from musicstream.load.rejects import raw_text
 from musicstream.load.stats import peak_rss_mb
 from musicstream.transform.records import Skip, UserEvent, keep_latest, parse_event, parse_song
+
+if TYPE_CHECKING:
+    from musicstream.engines.native import LineSink
 
 READ_ERRORS = (OSError, EOFError, zlib.error, gzip.BadGzipFile)
 # Below this size a log file is parsed in Python: the native path's fixed cost (about 10 ms a call) is more than it
@@ -163,6 +164,8 @@ def _line_handler(task: LogTask, out: Parsed, outcome: FileOutcome) -> Callable[
 
 
 def parse_log_native(task: LogTask) -> Parsed:
+    from musicstream.engines import native  # polars: 0.3 s to import, paid only by runs that parse big logs
+
     out = Parsed()
     outcome = FileOutcome(task.path)
     out.files.append(outcome)
