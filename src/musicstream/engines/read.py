@@ -13,15 +13,14 @@ import io
 import os
 import signal
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from musicstream.extract.files import BOM, open_input
 from musicstream.extract.values import Reject, iter_json_values
 from musicstream.load.rejects import raw_text
 from musicstream.load.stats import peak_rss_mb
-from musicstream.transform.records import Skip, UserEvent, keep_latest, parse_event, parse_song
+from musicstream.transform.records import Play, Skip, UserEvent, keep_latest, parse_event, parse_song
 
 if TYPE_CHECKING:
     from musicstream.engines.native import LineSink
@@ -137,30 +136,48 @@ def native_worthwhile(size: int) -> bool:
     return size >= int(os.environ.get("MUSICSTREAM_NATIVE_MIN_BYTES", NATIVE_MIN_BYTES))
 
 
-def _line_handler(task: LogTask, out: Parsed, outcome: FileOutcome) -> Callable[[int, bytes, LineSink], None]:
-    """The Python path for one line, as ``native.parse_slice`` calls it for the lines that are not plain."""
+class _Rows(Protocol):
+    def play(self, number: int, play: Play) -> None: ...
 
-    def handle(number: int, line: bytes, sink: LineSink) -> None:
-        if number == 1 and task.start == 0 and line.startswith(BOM):
-            line = line[3:]
-        if not line or line.isspace():
-            return
-        raw = line.rstrip(b"\r\n")
-        sink.records += 1
-        parsed = parse_event(raw)
-        if type(parsed) is tuple:
-            sink.plays.append((number, parsed[0]))
-            sink.events.append((number, parsed[1]))
-        elif isinstance(parsed, Skip):
-            sink.skipped += 1
-            if parsed.user is None:
-                sink.logged_out += 1
-            else:
-                sink.events.append((number, parsed.user))
-        elif isinstance(parsed, Reject):
-            _reject(out, outcome, number, parsed.reason, raw)
+    def event(self, number: int, event: UserEvent) -> None: ...
 
-    return handle
+
+class _CsvRows:
+    """The line-by-line reader's rows: plays straight to CSV, users kept by rule 3 as they come."""
+
+    def __init__(self, out: Parsed, writer: Any) -> None:
+        self.out = out
+        self.writer = writer
+
+    def play(self, number: int, play: Play) -> None:
+        self.writer.writerow(play)
+        self.out.staged += 1
+
+    def event(self, number: int, event: UserEvent) -> None:
+        keep_latest(self.out.users, event)
+
+
+def _python_line(task: LogTask, out: Parsed, outcome: FileOutcome, rows: _Rows, number: int, line: bytes) -> None:
+    """The Python path's verdict on one physical line of a log (both readers use it): counted as a record unless
+    blank, then a play with its user event, a skip, or a reject with its line number (rules 1, 3, 10)."""
+    if number == 1 and task.start == 0 and line.startswith(BOM):
+        line = line[3:]
+    if not line or line.isspace():
+        return
+    raw = line.rstrip(b"\r\n")
+    outcome.records += 1
+    parsed = parse_event(raw)
+    if type(parsed) is tuple:
+        rows.play(number, parsed[0])
+        rows.event(number, parsed[1])
+    elif isinstance(parsed, Skip):
+        out.skipped += 1
+        if parsed.user is None:
+            out.logged_out += 1
+        else:
+            rows.event(number, parsed.user)
+    elif isinstance(parsed, Reject):
+        _reject(out, outcome, number, parsed.reason, raw)
 
 
 def parse_log_native(task: LogTask) -> Parsed:
@@ -169,15 +186,19 @@ def parse_log_native(task: LogTask) -> Parsed:
     out = Parsed()
     outcome = FileOutcome(task.path)
     out.files.append(outcome)
-    result = native.parse_slice(task.path, task.start, task.end, _line_handler(task, out, outcome))
-    counts = result.counts
-    outcome.records = counts["records"]
+
+    def python_line(number: int, line: bytes, sink: LineSink) -> None:
+        _python_line(task, out, outcome, sink, number, line)
+
+    result = native.parse_slice(task.path, task.start, task.end, python_line)
+    counts = result.counts  # the native lines' (the Python path's are counted in out and outcome already)
+    outcome.records += counts["records"]
     outcome.digest = result.digest
     out.csv = result.csv
     out.users = result.users
     out.staged = counts["staged"]
-    out.skipped = counts["skipped"]
-    out.logged_out = counts["logged_out"]
+    out.skipped += counts["skipped"]
+    out.logged_out += counts["logged_out"]
     out.lines = counts["lines"]
     out.native = counts["native"]
     out.routed = counts["routed"]
@@ -189,8 +210,7 @@ def parse_log_lines(task: LogTask) -> Parsed:
     outcome = FileOutcome(task.path)
     out.files.append(outcome)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator=CSV_LINE_END)
-    users = out.users
+    rows = _CsvRows(out, csv.writer(buffer, lineterminator=CSV_LINE_END))
     number = 0
     hasher: _Hashing | None = None
     try:
@@ -220,25 +240,7 @@ def parse_log_lines(task: LogTask) -> Parsed:
                         break
                     position += len(line)
                 number += 1
-                if number == 1 and task.start == 0 and line.startswith(BOM):
-                    line = line[3:]
-                if not line or line.isspace():
-                    continue
-                raw = line.rstrip(b"\r\n")
-                outcome.records += 1
-                parsed = parse_event(raw)
-                if type(parsed) is tuple:
-                    writer.writerow(parsed[0])
-                    out.staged += 1
-                    keep_latest(users, parsed[1])
-                elif isinstance(parsed, Skip):
-                    out.skipped += 1
-                    if parsed.user is None:
-                        out.logged_out += 1
-                    else:
-                        keep_latest(users, parsed.user)
-                elif isinstance(parsed, Reject):
-                    _reject(out, outcome, number, parsed.reason, raw)
+                _python_line(task, out, outcome, rows, number, line)
             if hasher is not None:
                 while hasher.raw.read(1 << 20):  # a gzip member may end before the file does
                     pass
