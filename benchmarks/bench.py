@@ -152,6 +152,13 @@ class Embedded:
         return Database(Settings(database_url=None, home=self.home)).conninfo
 
     def close(self) -> None:
+        # stop the server before its folder goes: its own stop-at-exit reads a file in that folder, and without it
+        # the server would run on, orphaned, after the bench (as tests/conftest.py does)
+        from musicstream.db import connection
+
+        server = connection._servers.pop(self.home / "pgdata", None)
+        if server is not None:
+            server.stop()
         shutil.rmtree(self.home, ignore_errors=True)
 
 
