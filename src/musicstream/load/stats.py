@@ -21,7 +21,7 @@ class LoadResult:
     records_loaded: int = 0
     records_skipped: int = 0
     logged_out: int = 0
-    native_lines: int = 0  # event lines the native parser read (the others went through the Python path)
+    native_lines: int = 0  # event lines the local engine parsed natively (others: the Python path; Spark: uncounted)
     duplicates: int = 0
     rejected: int = 0
     rows_added: dict[str, int] = field(default_factory=dict)
