@@ -305,3 +305,16 @@ def test_rule_3_ties_keep_the_first_line_across_paths_and_blocks(
     fast = assert_same(path)
     assert fast.users[999].first_name == "Early"
     assert fast.routed == (routed != "neither")
+
+
+@pytest.mark.parametrize("final_newline", [False, True])
+@pytest.mark.parametrize("where", [0, 39])
+def test_invalid_utf8_first_or_last_line(tmp_path: Path, final_newline: bool, where: int) -> None:
+    """A block that does not decode is read line by line: its invalid line keeps its place (found by hypothesis:
+    an invalid last line went missing when the block's text was trimmed of its final line break)."""
+    lines = _lines(7, 40)
+    lines[where] = dict(ODD)["invalid UTF-8"](lines[where])
+    path = tmp_path / "bad.json"
+    path.write_bytes(b"\n".join(lines) + (b"\n" if final_newline else b""))
+    fast = assert_same(path)
+    assert (fast.native, fast.routed, len(fast.rejects)) == (39, 1, 1)
