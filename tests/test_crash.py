@@ -111,7 +111,8 @@ def states(embedded: Database, batches: tuple[list[Path], list[Path]]) -> dict[s
 
 
 def _load_killed_at(db: Database, paths: list[Path], kill_at: str | None = None, after: float | None = None) -> int:
-    env = {**os.environ, "MUSICSTREAM_DATABASE_URL": db.conninfo}
+    # one task per log file, so that the kill points inside the reading (the 2nd and 5th file) exist
+    env = {**os.environ, "MUSICSTREAM_DATABASE_URL": db.conninfo, "MUSICSTREAM_LOG_BATCH_BYTES": "1"}
     if kill_at:
         env["MUSICSTREAM_KILL_AT"] = kill_at
     with subprocess.Popen(

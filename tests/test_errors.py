@@ -149,6 +149,7 @@ def test_ctrl_c_says_nothing_was_committed(db: Database, tmp_path: Path, stop_at
         "MUSICSTREAM_PAUSE_AT": stop_at,
         "MUSICSTREAM_PAUSE_SECONDS": "120",
         "MUSICSTREAM_PAUSE_FILE": str(paused),
+        "MUSICSTREAM_LOG_BATCH_BYTES": "1",  # one task per log file: the second is read while workers are busy
     }
     with subprocess.Popen(
         [sys.executable, "-m", "musicstream", "load", "--workers", "2", str(data)],

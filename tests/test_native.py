@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from musicstream.db.connection import Database
 from musicstream.engines import native, read
-from musicstream.engines.read import LogTask, Parsed, parse_log_lines, parse_log_native
+from musicstream.engines.read import LogBatchTask, LogTask, Parsed, parse_log_lines, parse_log_native
 from musicstream.load.staging import PLAY_COLUMNS
+from musicstream.transform.records import keep_latest
 
 AGENTS = ['"Mozilla/5.0 (Windows NT 6.1)"', "Mozilla/5.0 (X11)", '""', '"', "", None]
 
@@ -318,3 +319,79 @@ def test_invalid_utf8_first_or_last_line(tmp_path: Path, final_newline: bool, wh
     path.write_bytes(b"\n".join(lines) + (b"\n" if final_newline else b""))
     fast = assert_same(path)
     assert (fast.native, fast.routed, len(fast.rejects)) == (39, 1, 1)
+
+
+def _one_by_one(paths: list[Path]) -> Parsed:
+    """The reference for a batch: each file read line by line on its own, the results folded in file order."""
+    out = Parsed()
+    for path in paths:
+        one = parse_log_lines(LogTask(str(path)))
+        out.csv += one.csv
+        out.staged += one.staged
+        out.skipped += one.skipped
+        out.logged_out += one.logged_out
+        out.rejects += one.rejects
+        out.files += one.files
+        for event in one.users.values():
+            keep_latest(out.users, event)
+    return out
+
+
+def assert_batch_same(paths: list[Path]) -> Parsed:
+    fast = read.parse_log_batch(LogBatchTask(tuple(str(p) for p in paths)))
+    careful = _one_by_one(paths)
+    if careful.csv or fast.csv:
+        assert _plays(fast).equals(_plays(careful)), "plays differ"
+    assert fast.users == careful.users
+    assert fast.rejects == careful.rejects
+    assert (fast.staged, fast.skipped, fast.logged_out) == (careful.staged, careful.skipped, careful.logged_out)
+    assert [(f.path, f.records, f.rejects, f.digest) for f in fast.files] == [
+        (f.path, f.records, f.rejects, f.digest) for f in careful.files
+    ]
+    return fast
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 10_000),
+    shapes=st.lists(
+        st.tuples(
+            st.integers(0, 30),  # lines
+            st.lists(st.tuples(st.integers(0, 29), st.sampled_from(ODD + PLAIN)), max_size=4),
+            st.booleans(),  # BOM
+            st.booleans(),  # final line break
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_a_batch_of_small_files_reads_as_each_alone(tmp_path: Path, seed: int, shapes: list[Any]) -> None:
+    """Small files read together in one native pass: per file the same records, rejects (with their own line
+    numbers) and digest as alone; plays in file order; rule 3 across the files (the same 60 users in each, ties
+    included) as one-by-one reading in order would keep."""
+    paths = []
+    for number, (count, odd, bom, final_newline) in enumerate(shapes):
+        lines = _lines(seed + number, count)
+        for index, (_name, make) in dict(odd).items():
+            if index < count:
+                lines[index] = make(lines[index])
+        data = (b"\xef\xbb\xbf" if bom else b"") + b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+        path = tmp_path / f"batch-{seed}-{number}.json"
+        path.write_bytes(data)
+        paths.append(path)
+    assert_batch_same(paths)
+
+
+def test_a_batch_with_ties_and_a_missing_file(tmp_path: Path) -> None:
+    lines = _lines(8, 20)
+    tie = orjson.loads(lines[0]) | {"userId": "999", "ts": 1541030411796, "sessionId": 7, "itemInSession": 3}
+    first, second, third = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    first.write_bytes(b"\n".join([*lines[:10], dump(tie | {"firstName": "Early"})]) + b"\n")
+    second.write_bytes(b"\n".join([dump(tie | {"firstName": "Late"}), *lines[10:]]) + b"\n")
+    third.write_bytes(dict(ODD)["invalid UTF-8"](lines[3]))
+    fast = assert_batch_same([first, second, third])
+    assert fast.users[999].first_name == "Early"
+    assert fast.native == 22 and fast.routed == 1
+    gone = read.parse_log_batch(LogBatchTask((str(first), str(tmp_path / "gone.json"), str(second))))
+    assert [f.path for f in gone.files] == [str(first), str(tmp_path / "gone.json"), str(second)]
+    assert "cannot read file" in gone.rejects[0][2] and gone.users[999].first_name == "Early"

@@ -20,7 +20,9 @@ import psycopg
 
 from musicstream.db.sqlfiles import named_statements
 from musicstream.engines.read import (
+    NATIVE_MIN_BYTES,
     DigestTask,
+    LogBatchTask,
     LogTask,
     Parsed,
     SongTask,
@@ -36,6 +38,7 @@ from musicstream.load.state import RunState
 
 SLICE_BYTES = 32 << 20  # plain log files bigger than this are parsed in slices of this size
 SONGS_PER_TASK = 256
+BATCH_BYTES = 8 << 20  # small log files are read in batches of this much
 SERIAL_BELOW_BYTES = 4 << 20  # smaller inputs are parsed in-process: starting workers would cost more
 # A modification time is trusted for the next run's quick check only when it is older than the run by this much:
 # a file written again within one tick of the file system's clock could keep its time (git's "racy" case).
@@ -86,15 +89,32 @@ def _ordered(pool: Executor, tasks: Iterable[Any], window: int) -> Iterator[tupl
         yield done, future.result()
 
 
-def _log_tasks(states: Sequence[_FileState]) -> Iterator[LogTask | DigestTask]:
+def _log_tasks(states: Sequence[_FileState]) -> Iterator[LogTask | LogBatchTask | DigestTask]:
+    """Big files in slices, gzipped ones whole, and small plain ones in batches of up to BATCH_BYTES (parsed
+    natively together when the batch is worth it: decided here, as workers keep the environment they began with)."""
+    batch: list[str] = []
+    batch_bytes = 0
+    limit = int(os.environ.get("MUSICSTREAM_LOG_BATCH_BYTES", BATCH_BYTES))  # the crash tests read file by file
     for state in states:
         path, size = state.file.path, state.file.size
+        if size < NATIVE_MIN_BYTES and not path.lower().endswith(".gz"):
+            if batch and batch_bytes + size > limit:
+                yield LogBatchTask(tuple(batch), native=native_worthwhile(batch_bytes))
+                batch, batch_bytes = [], 0
+            batch.append(path)
+            batch_bytes += size
+            continue
+        if batch:
+            yield LogBatchTask(tuple(batch), native=native_worthwhile(batch_bytes))
+            batch, batch_bytes = [], 0
         if size <= SLICE_BYTES or path.lower().endswith(".gz"):
-            yield LogTask(path, native=native_worthwhile(size))  # decided here: workers keep the env they began with
+            yield LogTask(path, native=native_worthwhile(size))
             continue
         yield DigestTask(path)
         for start in range(0, size, SLICE_BYTES):
             yield LogTask(path, start, start + SLICE_BYTES, native=True)
+    if batch:
+        yield LogBatchTask(tuple(batch), native=native_worthwhile(batch_bytes))
 
 
 def _song_tasks(files: Sequence[InputFile], inflight: dict[str, InputFile]) -> Iterator[SongTask]:
@@ -112,6 +132,8 @@ def _task_bytes(task: Any, states: dict[str, _FileState], inflight: dict[str, In
         size = states[task.path].file.size
         end = size if task.end is None else min(task.end, size)
         return max(end - task.start, 0)
+    if isinstance(task, LogBatchTask):
+        return sum(states[path].file.size for path in task.paths)
     return 0
 
 

@@ -168,7 +168,7 @@ def parse_files(
 
     ``python_line(file, number, raw, sink)`` gets the lines that are not plain, with their file's index and line
     number. Returns what ``parse_slice`` returns for all of them together (no digest: the caller hashes each
-    file) and the number of lines each file has.
+    file) and, per file, how many of its lines were read natively (each one a record of that file).
     """
     result = SliceResult(counts=dict.fromkeys(("lines", "records", "skipped", "logged_out", "native", "routed"), 0))
     state = _State()
@@ -181,12 +181,15 @@ def parse_files(
         sizes.append(count)
         total += count
 
+    native_lines = list(sizes)
+
     def handler(index: int, raw: bytes, sink: LineSink) -> None:
         file = bisect.bisect_right(starts, index) - 1
+        native_lines[file] -= 1
         python_line(file, index - starts[file] + 1, raw, sink)
 
     _parse_block([(data, True) for data in datas], handler, result, state)
-    return _finish(result, state), sizes
+    return _finish(result, state), native_lines
 
 
 @dataclass

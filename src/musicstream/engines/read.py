@@ -50,6 +50,14 @@ class LogTask:
 
 
 @dataclass(frozen=True)
+class LogBatchTask:
+    """Small whole log files read together: natively in one pass when they are worth it, else one by one."""
+
+    paths: tuple[str, ...]
+    native: bool = True
+
+
+@dataclass(frozen=True)
 class SongTask:
     paths: tuple[str, ...]
 
@@ -205,6 +213,59 @@ def parse_log_native(task: LogTask) -> Parsed:
     return out
 
 
+def parse_log_batch(task: LogBatchTask) -> Parsed:
+    """Several small log files: their records, rejects, users and plays exactly as if each were its own task,
+    in order (rule 3's ties keep the event read first)."""
+    if task.native:
+        try:
+            return _parse_batch_native(task)
+        except OSError:
+            pass  # a file that cannot be read: each file the careful way, which says which and where
+    out = Parsed()
+    for path in task.paths:
+        one = parse_log(LogTask(path, native=False))
+        out.csv += one.csv
+        out.staged += one.staged
+        out.skipped += one.skipped
+        out.logged_out += one.logged_out
+        out.rejects += one.rejects
+        out.files += one.files
+        for event in one.users.values():
+            keep_latest(out.users, event)
+    return out
+
+
+def _parse_batch_native(task: LogBatchTask) -> Parsed:
+    from musicstream.engines import native
+
+    datas = []
+    for path in task.paths:
+        with open_input(path) as handle:
+            datas.append(handle.read())
+    out = Parsed()
+    outcomes = [
+        FileOutcome(path, digest=hashlib.sha256(data).hexdigest()) for path, data in zip(task.paths, datas, strict=True)
+    ]
+    out.files = outcomes
+    whole = [LogTask(path) for path in task.paths]
+
+    def python_line(file: int, number: int, line: bytes, sink: LineSink) -> None:
+        _python_line(whole[file], out, outcomes[file], sink, number, line)
+
+    result, native_lines = native.parse_files(datas, python_line)
+    for outcome, lines in zip(outcomes, native_lines, strict=True):
+        outcome.records += lines  # every line read natively is a record of its file
+    counts = result.counts
+    out.csv = result.csv
+    out.users = result.users
+    out.staged = counts["staged"]
+    out.skipped += counts["skipped"]
+    out.logged_out += counts["logged_out"]
+    out.native = counts["native"]
+    out.routed = counts["routed"]
+    return out
+
+
 def parse_log_lines(task: LogTask) -> Parsed:
     out = Parsed()
     outcome = FileOutcome(task.path)
@@ -311,10 +372,12 @@ def ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_task(task: LogTask | SongTask | DigestTask) -> Parsed:
+def run_task(task: LogTask | LogBatchTask | SongTask | DigestTask) -> Parsed:
     """The one entry point workers run."""
     if isinstance(task, LogTask):
         parsed = parse_log(task)
+    elif isinstance(task, LogBatchTask):
+        parsed = parse_log_batch(task)
     elif isinstance(task, SongTask):
         parsed = parse_songs(task)
     else:
