@@ -23,6 +23,7 @@ from musicstream.load.stats import peak_rss_mb
 from musicstream.transform.records import Play, Skip, UserEvent, keep_latest, parse_event, parse_song
 
 if TYPE_CHECKING:
+    from musicstream.engines import native
     from musicstream.engines.native import LineSink
 
 READ_ERRORS = (OSError, EOFError, zlib.error, gzip.BadGzipFile)
@@ -199,15 +200,20 @@ def parse_log_native(task: LogTask) -> Parsed:
         _python_line(task, out, outcome, sink, number, line)
 
     result = native.parse_slice(task.path, task.start, task.end, python_line)
-    counts = result.counts  # the native lines' (the Python path's are counted in out and outcome already)
-    outcome.records += counts["records"]
+    outcome.records += result.counts["records"]
     outcome.digest = result.digest
+    out.lines = result.counts["lines"]
+    return _with_native(out, result)
+
+
+def _with_native(out: Parsed, result: native.SliceResult) -> Parsed:
+    """Add what the native reader found to what the Python path already counted in ``out``."""
+    counts = result.counts
     out.csv = result.csv
     out.users = result.users
-    out.staged = counts["staged"]
+    out.staged = counts["staged"]  # every play of the task, from both paths, is in the native reader's CSV
     out.skipped += counts["skipped"]
     out.logged_out += counts["logged_out"]
-    out.lines = counts["lines"]
     out.native = counts["native"]
     out.routed = counts["routed"]
     return out
@@ -255,15 +261,7 @@ def _parse_batch_native(task: LogBatchTask) -> Parsed:
     result, native_lines = native.parse_files(datas, python_line)
     for outcome, lines in zip(outcomes, native_lines, strict=True):
         outcome.records += lines  # every line read natively is a record of its file
-    counts = result.counts
-    out.csv = result.csv
-    out.users = result.users
-    out.staged = counts["staged"]
-    out.skipped += counts["skipped"]
-    out.logged_out += counts["logged_out"]
-    out.native = counts["native"]
-    out.routed = counts["routed"]
-    return out
+    return _with_native(out, result)
 
 
 def parse_log_lines(task: LogTask) -> Parsed:
