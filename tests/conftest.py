@@ -188,6 +188,23 @@ def scalar(db: Database, query: str, params: Any = None) -> Any:
     return rows(db, query, params)[0][0]
 
 
+def schema_catalog(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every constraint and index of the public tables, as PostgreSQL writes their definitions: a load that drops
+    keys or indexes for speed must leave exactly these behind."""
+    return {
+        "constraints": rows(
+            db,
+            """SELECT conrelid::regclass::text, conname::text, contype::text, pg_get_constraintdef(oid), convalidated
+               FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND conrelid <> 0 ORDER BY 1, 2""",
+        ),
+        "indexes": rows(
+            db,
+            """SELECT tablename::text, indexname::text, indexdef FROM pg_indexes WHERE schemaname = 'public'
+               ORDER BY 1, 2""",
+        ),
+    }
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[dict[str, str]]:
     """A real S3-compatible server (moto in server mode) on 127.0.0.1, and the AWS variables that reach it."""

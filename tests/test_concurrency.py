@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import rows
@@ -62,9 +63,11 @@ def test_second_load_waits_or_fails_fast_and_readers_go_on(db: Database, udacity
     assert rows(db, "SELECT status FROM etl_runs ORDER BY run_id") == [("succeeded",)] * 3
 
 
-def test_readers_are_not_blocked_by_a_first_load(db: Database, udacity: Path) -> None:
-    """Loading into empty tables builds their indexes at the end; readers still only wait for the commit."""
-    first = _cli(db, "load", "--workers", "1", str(udacity), pause_at="merge:insert_plays")
+@pytest.mark.parametrize("pause_at", ["merge:insert_plays", "merge:session_lengths"])
+def test_readers_are_not_blocked_by_a_first_load(db: Database, udacity: Path, pause_at: str) -> None:
+    """Loading into empty tables builds their indexes and keys at the end; readers still only wait for the commit
+    (paused after the plays went in, before their keys; and after the index builds, the keys not yet attached)."""
+    first = _cli(db, "load", "--workers", "1", str(udacity), pause_at=pause_at)
     try:
         _wait_until_running(db)
         time.sleep(0.5)

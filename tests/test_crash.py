@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import UDACITY, _fresh_database, rows
+from conftest import UDACITY, _fresh_database, rows, schema_catalog
 from musicstream import LoadOptions, run_load
 from musicstream.checks import run_checks
 from musicstream.config import Settings
@@ -100,6 +100,7 @@ def batches(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[
 def states(embedded: Database, batches: tuple[list[Path], list[Path]]) -> dict[str, Any]:
     first, second = batches
     db = Database(Settings(database_url=_fresh_database(embedded, "ms_crash_ref"), home=embedded.settings.home))
+    catalog = schema_catalog(db)
     run_load(db, first)
     after_first = snapshot(db)
     reset(db)
@@ -107,7 +108,7 @@ def states(embedded: Database, batches: tuple[list[Path], list[Path]]) -> dict[s
     clean = snapshot(db)
     with embedded.connect(autocommit=True, dbname="postgres") as conn:
         conn.execute("DROP DATABASE ms_crash_ref WITH (FORCE)")
-    return {"first": after_first, "clean": clean}
+    return {"first": after_first, "clean": clean, "catalog": catalog}
 
 
 def _load_killed_at(db: Database, paths: list[Path], kill_at: str | None = None, after: float | None = None) -> int:
@@ -155,9 +156,9 @@ def _secondary_indexes(db: Database) -> list[tuple[Any, ...]]:
     )
 
 
-def _finish_and_compare(db: Database, paths: list[Path], clean: Any) -> None:
+def _finish_and_compare(db: Database, paths: list[Path], states: dict[str, Any]) -> None:
     run_load(db, paths, LoadOptions(workers=1))
-    assert snapshot(db) == clean
+    assert snapshot(db) == states["clean"]
     assert rows(db, "SELECT count(*) FROM deferred_indexes") == [(0,)]
     assert sorted(_secondary_indexes(db)) == sorted(SECONDARY_INDEXES)
     assert rows(db, _STAR_KEYS) == FOREIGN_KEYS
@@ -174,7 +175,7 @@ def test_killed_at_each_phase(db: Database, batches: Any, states: dict[str, Any]
     assert code == -signal.SIGKILL, f"the load did not reach {kill_at!r} (exit code {code})"
     expected = states["first"] if kill_at in BEFORE_COMMIT else states["clean"]
     assert snapshot(db) == expected, "after a kill the tables hold the old or the fully committed state"
-    _finish_and_compare(db, second, states["clean"])
+    _finish_and_compare(db, second, states)
     if kill_at in BEFORE_COMMIT and kill_at != "locked":  # the run had recorded itself
         assert ("abandoned",) in rows(db, "SELECT status FROM etl_runs ORDER BY run_id")
 
@@ -187,7 +188,7 @@ def test_killed_at_random_moments(db: Database, batches: Any, states: dict[str, 
         run_load(db, first, LoadOptions(workers=1))
         _load_killed_at(db, second, after=rng.uniform(0.2, 1.5))
         assert snapshot(db) in (states["first"], states["clean"])
-        _finish_and_compare(db, second, states["clean"])
+        _finish_and_compare(db, second, states)
 
 
 @pytest.mark.parametrize("kill_at", ["indexes-deferred", "merge:insert_plays", "commit"])
@@ -200,4 +201,4 @@ def test_first_load_killed_then_rerun(db: Database, batches: Any, states: dict[s
     assert rows(db, "SELECT count(*) FROM deferred_indexes")[0][0] > 0
     with db.connect(autocommit=True) as conn:  # the keys are off until the next load: check says so
         assert [c.name for c in run_checks(conn) if not c.passed] == ["foreign_keys_in_place"]
-    _finish_and_compare(db, second, states["clean"])
+    _finish_and_compare(db, second, states)

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from conftest import rows
+from conftest import rows, schema_catalog
 from musicstream import LoadOptions, run_load
 from musicstream.config import Settings
 from musicstream.db import roles as db_roles
@@ -370,3 +370,28 @@ def test_migration_refuses_catalog_tracks_without_duration(db: Database) -> None
         )
         with pytest.raises(psycopg.errors.RaiseException, match="1 catalog tracks have no duration"):
             migrate(conn)
+
+
+def test_a_first_load_leaves_every_key_and_index_as_the_schema_defines_them(db: Database, udacity: Path) -> None:
+    """A first load drops the empty tables' secondary indexes, foreign keys, and the fact table's and timetb's own
+    keys, for speed (docs/SCHEMA.md): after it, the catalog is exactly the schema's again, and the keys hold."""
+    before = schema_catalog(db)
+    assert any(name == "trackplays_natural_key" for _, name, *_ in before["constraints"])
+    result = run_load(db, [udacity], LoadOptions(workers=1))
+    assert result.rows_added["trackplays"] > 6000
+    assert schema_catalog(db) == before
+    assert rows(db, "SELECT count(*) FROM deferred_indexes") == [(0,)]
+    copy = "INSERT INTO trackplays SELECT {} FROM trackplays ORDER BY trackplay_id LIMIT 1"
+    columns = [
+        c
+        for (c,) in rows(
+            db,
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = 'trackplays'::regclass "
+            "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        )
+    ]
+    new_id = ", ".join("nextval('trackplays_trackplay_id_seq')" if c == "trackplay_id" else c for c in columns)
+    new_item = ", ".join("item_in_session + 100000" if c == "item_in_session" else c for c in columns)
+    for select, key in ((new_id, "trackplays_natural_key"), (new_item, "trackplays_pkey")):
+        with db.connect() as conn, pytest.raises(errors.UniqueViolation, match=key):
+            conn.execute(copy.format(select))  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from musicstream.config import mask_error
-from musicstream.db.bulk import defer_indexes, rebuild_indexes
+from musicstream.db.bulk import attach_deferred_keys, defer_indexes, rebuild_indexes
 from musicstream.db.connection import Database
 from musicstream.db.schema import ROLLUP_TABLES, require_schema
 from musicstream.db.sqlfiles import named_statements
@@ -191,7 +191,9 @@ def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
     _exec(conn, run, "rollup_hours", ids)
     _step(run, "rebuild_indexes")
     started = time.perf_counter()
-    rebuild_indexes(conn)  # and the foreign keys of tables that were empty: every row checked at once
+    # and the foreign keys of tables that were empty, every row checked at once; the keys of the fact table and
+    # timetb are attached to their indexes last, before the commit (their lock would block readers until then)
+    rebuild_indexes(conn, attach_keys=False)
     result.timings["rebuild_indexes"] = round(time.perf_counter() - started, 4)
     moved = 0
     if run.staged_songs:
@@ -337,7 +339,7 @@ def run(
             assert row is not None
             result.run_id = int(row[0])
             point("run-recorded")
-            defer_indexes(conn, ["trackplays", "play_names", "tracks", "timetb"])
+            defer_indexes(conn, ["trackplays", "play_names", "tracks", "timetb"], keys=["trackplays", "timetb"])
             point("indexes-deferred")
             run.progress.start(sum(f.size for f in files), len(files))
             try:
@@ -367,6 +369,9 @@ def run(
                         )
                     _finish(conn, run)
                     engine.before_commit(conn)
+                    started_keys = time.perf_counter()
+                    if attach_deferred_keys(conn):
+                        result.timings["attach_keys"] = round(time.perf_counter() - started_keys, 4)
                     result.status = "succeeded"
                     result.seconds = round(time.monotonic() - started, 3)
                     _update_run(conn, result)

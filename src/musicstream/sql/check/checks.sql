@@ -11,7 +11,7 @@ SELECT count(*) FROM (
 SELECT count(*) FROM trackplays p WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = p.user_id);
 
 -- name: foreign_keys_in_place
--- The declared foreign keys are in place (a killed first load leaves them off until the next load adds them).
+-- The declared keys and foreign keys are in place (a killed first load leaves them off until the next load adds them).
 SELECT count(*) FROM deferred_indexes WHERE definition LIKE 'ALTER TABLE%%';
 
 -- name: plays_resolved
