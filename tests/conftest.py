@@ -28,6 +28,10 @@ PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 
 _counter = itertools.count()
 
+# The user's own settings file (~/.config/musicstream/musicstream.toml) must not reach the tests: an empty config
+# folder of their own (inherited by every command they start).
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="mst-config-")
+
 
 @pytest.fixture(scope="session")
 def udacity() -> Path:

@@ -7,9 +7,10 @@ import json
 import os
 from pathlib import Path
 
-from conftest import rows
+from conftest import rows, schema_catalog
 from musicstream.db.connection import Database
 from test_errors import musicstream
+from test_order_independence import snapshot
 
 
 def _load(db: Database, *paths: Path, allow_empty: bool = False) -> dict:
@@ -82,3 +83,58 @@ def test_sql_is_read_only_unless_asked(db: Database, udacity: Path) -> None:
     assert code == 2 and "syntax error" in err
     code, out, _ = musicstream("--database-url", db.conninfo, "sql", "--write", "DELETE FROM rejects")
     assert code == 0 and "rows affected" in out
+
+
+def _written(db: Database) -> dict[str, object]:
+    """Everything a load can write: the star schema, the books, and the catalog of keys and indexes."""
+    books = {
+        table: rows(db, f"SELECT * FROM {table} ORDER BY 1")  # noqa: S608 - fixed names
+        for table in ("etl_runs", "loaded_files", "rejects", "deferred_indexes", "rollup_sessions", "play_names")
+    }
+    return {"star": snapshot(db), "books": books, "catalog": schema_catalog(db)}
+
+
+def test_dry_run_tells_what_a_load_would_do_and_writes_nothing(db: Database, udacity: Path, tmp_path: Path) -> None:
+    days = udacity / "log_data" / "2018" / "11"
+    first = tmp_path / "first" / "log_data"
+    first.mkdir(parents=True)
+    for day in ("2018-11-01", "2018-11-02"):
+        (first / f"{day}-events.json").write_bytes((days / f"{day}-events.json").read_bytes())
+    bad = tmp_path / "bad" / "log_data" / "bad.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"page": "NextSong", "userId": "7"}\nnot json\n')
+
+    empty = _written(db)  # a dry run into empty tables drops no index or key either
+    code, out, err = musicstream("--database-url", db.conninfo, "load", "--dry-run", "--json", str(first.parent))
+    assert code == 0, err
+    assert json.loads(out)["status"] == "dry-run" and json.loads(out)["rows_added"]["trackplays"] > 0
+    assert _written(db) == empty
+
+    _load(db, first.parent)  # the same files again below: duplicates
+    before = _written(db)
+    code, out, err = musicstream(
+        "--database-url", db.conninfo, "load", "--dry-run", "--json", str(udacity), str(bad.parent.parent)
+    )
+    assert code == 0, err
+    dry = json.loads(out)
+    assert _written(db) == before, "a dry run wrote something"
+    real = _load(db, udacity, bad.parent.parent)
+    assert real["status"] == "succeeded" and dry["status"] == "dry-run" and dry["run_id"] == 0
+    for figure in (
+        "files_read",
+        "files_skipped",
+        "records_read",
+        "records_loaded",
+        "records_skipped",
+        "duplicates",
+        "rejected",
+        "rows_added",
+        "top_rejects",
+    ):
+        assert dry[figure] == real[figure], figure
+    assert dry["rejected"] == 2 and dry["rows_added"]["trackplays"] > 0
+
+    code, out, err = musicstream("--database-url", db.conninfo, "load", "--dry-run", "--full", str(bad.parent.parent))
+    assert code == 1 and "every record read was rejected" in err  # fails as the load would, and writes nothing
+    code, out, err = musicstream("--database-url", db.conninfo, "load", "--dry-run", str(udacity))
+    assert code == 0 and "Dry run, nothing written" in out and "Nothing new" in out

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 failure (a load that failed, a check that failed), 2 us
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shlex
 import subprocess
@@ -22,8 +23,16 @@ import psycopg
 from rich.console import Console
 
 from musicstream import __version__
-from musicstream.config import Settings, mask_error, platform_home
-from musicstream.errors import MusicstreamError
+from musicstream.config import (
+    FileSettings,
+    Settings,
+    config_paths,
+    mask,
+    mask_error,
+    platform_home,
+    read_settings_files,
+)
+from musicstream.errors import ConfigError, MusicstreamError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,6 +41,55 @@ EXAMPLES = "\b\nExamples:\n"
 
 # Width of tables written to a pipe or file: as wide as their content (rich would wrap them at 80 columns).
 PIPE_WIDTH = 10_000
+
+log = logging.getLogger("musicstream")  # the library's messages: stderr by --quiet/--verbose, all to --log-file
+_errors = logging.getLogger("musicstream.errors")  # the messages the command line prints itself: the log file only
+_errors.propagate = False
+_errors.addHandler(logging.NullHandler())
+
+
+def _configure_output(ctx: click.Context) -> None:
+    """Where messages go, from ``--quiet``, ``--verbose`` and ``--log-file`` (before or after the command)."""
+    quiet, verbose, log_file = (ctx.meta.get(k) for k in ("quiet", "verbose", "log_file"))
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose: choose one")
+    for logger in (log, _errors):
+        for handler in [h for h in logger.handlers if not isinstance(h, logging.NullHandler)]:
+            logger.removeHandler(handler)
+            handler.close()
+    log.setLevel(logging.DEBUG)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log.addHandler(console)
+    if log_file:
+        try:
+            to_file = logging.FileHandler(log_file, encoding="utf-8")  # appended to
+        except OSError as exc:
+            raise ConfigError(f"cannot open the log file {log_file}: {exc.strerror or exc}") from None
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(to_file)
+        _errors.addHandler(to_file)
+
+
+def _output_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """``--quiet``, ``--verbose`` and ``--log-file``: recorded for the whole invocation, output set up again."""
+    if value is None or value is False:
+        return value
+    ctx.meta[str(param.name)] = value
+    if "settings_read" in ctx.meta:  # after the command: the group has set up the output already
+        _configure_output(ctx)
+    return value
+
+
+def _quiet(ctx: click.Context) -> bool:
+    return bool(ctx.meta.get("quiet"))
+
+
+def _say_error(message: str) -> None:
+    """One error message: on stderr, and in the log file when there is one."""
+    _errors.error("%s", message)
+    click.echo(message, err=True)
 
 
 def _console(stderr: bool = False) -> Console:
@@ -60,13 +118,13 @@ def _handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except MusicstreamError as exc:
-            click.echo(f"error: {exc}", err=True)  # unwrapped and unstyled: logs and scripts read it whole
+            _say_error(f"error: {exc}")  # unwrapped and unstyled: logs and scripts read it whole
             sys.exit(exc.exit_code)
         except psycopg.errors.InsufficientPrivilege as exc:
-            click.echo(f"error: permission denied: {mask_error(exc).strip()} (see `musicstream roles`)", err=True)
+            _say_error(f"error: permission denied: {mask_error(exc).strip()} (see `musicstream roles`)")
             sys.exit(1)
         except psycopg.Error as exc:
-            click.echo(f"error: database error: {mask_error(exc).strip()}", err=True)
+            _say_error(f"error: database error: {mask_error(exc).strip()}")
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -92,10 +150,22 @@ def _database(ctx: click.Context) -> Any:
     help="Folder for musicstream's own state, including the embedded server's data. Default: $MUSICSTREAM_HOME, "
     f"else {platform_home()}.",
 )
+@click.option("--quiet", "-q", is_flag=True, callback=_output_option, help="Print only results and errors.")
+@click.option(
+    "--verbose", "-v", is_flag=True, callback=_output_option, help="Also print what a load is doing, step by step."
+)
+@click.option(
+    "--log-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    callback=_output_option,
+    help="Append every message, with its time, to this file (whatever --quiet or --verbose say).",
+)
 @click.version_option(__version__, prog_name="musicstream")
 @click.pass_context
 @_handle_errors
-def cli(ctx: click.Context, database_url: str | None, home: Path | None) -> None:
+def cli(
+    ctx: click.Context, database_url: str | None, home: Path | None, quiet: bool, verbose: bool, log_file: Path | None
+) -> None:
     """Load a music-streaming app's JSON song files and event logs into a PostgreSQL star schema.
 
     \b
@@ -105,8 +175,60 @@ def cli(ctx: click.Context, database_url: str | None, home: Path | None) -> None
       musicstream load sample/              # load it; run again and nothing changes
       musicstream status                    # what the database holds
       musicstream check                     # data-quality checks
+
+    Settings come from an option, else the environment, else a musicstream.toml (in the working directory, else
+    in the user's config folder), else the defaults: `musicstream config` shows them and where each came from.
     """
-    ctx.obj = Settings.resolve(database_url, home)
+    _configure_output(ctx)
+    files = read_settings_files()
+    ctx.meta["settings_read"] = files
+    ctx.obj = Settings.resolve(database_url, home, files)
+    ctx.default_map = _command_defaults(files)
+    log.debug("musicstream %s, %s", __version__, ctx.invoked_subcommand)
+
+
+def _command_defaults(files: FileSettings) -> dict[str, Any]:
+    """The settings files' command tables as click's defaults, each key checked against the command's options
+    (an option's long name, with - or _) and its value against the option's type."""
+
+    def check(group: click.Group, table: dict[str, Any], where: str) -> dict[str, Any]:
+        defaults: dict[str, Any] = {}
+        for name, options in table.items():
+            command = group.commands.get(name)
+            origin = files.origin.get(f"{where}{name}", files.origin.get(where.split(".")[0], ""))
+            if command is None or not isinstance(options, dict):
+                raise ConfigError(
+                    f"{origin or 'settings file'}: [{where}{name}] is not a command's table; the commands are "
+                    f"{', '.join(sorted(group.commands))}"
+                )
+            known = {
+                alias: param
+                for param in command.params
+                if isinstance(param, click.Option) and param.expose_value and param.name
+                for alias in [param.name, *(o.lstrip("-").replace("-", "_") for o in param.opts if o.startswith("--"))]
+            }
+            own: dict[str, Any] = {}
+            for key, value in options.items():
+                if isinstance(command, click.Group) and key in command.commands:
+                    own.update(check(command, {key: value}, f"{where}{name}."))
+                    continue
+                param = known.get(key.replace("-", "_"))
+                if param is None or param.name is None:
+                    raise ConfigError(
+                        f"{origin}: [{where}{name}] has no option {key!r}; its options are "
+                        f"{', '.join(sorted({p.opts[-1].lstrip('-') for p in known.values()}))}"
+                    )
+                try:
+                    if param.is_flag and not isinstance(value, bool):
+                        raise click.BadParameter(f"{value!r} is not true or false")
+                    param.type.convert(value, param, None)
+                except click.BadParameter as exc:
+                    raise ConfigError(f"{origin}: [{where}{name}] {key} = {value!r}: {exc.message}") from None
+                own[param.name] = value
+            defaults[name] = own
+        return defaults
+
+    return check(cli, files.commands(), "")
 
 
 @cli.command()
@@ -202,6 +324,12 @@ class _InputPath(click.Path):
     show_default=True,
     help="Where the star schema goes: the database, or (with --engine spark) a Parquet lake at PATH.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read, check and merge everything as a load would, then roll it all back: see what would be loaded, "
+    "skipped, duplicate and rejected, write nothing.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run's outcome as JSON (no progress bar).")
 @click.pass_context
 @_handle_errors
@@ -217,6 +345,7 @@ def load(
     engine: str,
     master: str | None,
     output: str,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Load song and log files into the star schema, as one atomic run.
@@ -233,6 +362,7 @@ def load(
       musicstream load data/
       musicstream load data/log_data/2018/11 data/song_data
       musicstream load --full --json data/ > run.json
+      musicstream load --dry-run new-data/   # what would be loaded and rejected; nothing is written
       musicstream load s3://my-bucket/sparkify/
       musicstream load --engine spark data/
       musicstream load --engine spark --output parquet:lake/ data/
@@ -247,6 +377,8 @@ def load(
             raise click.UsageError("--output is postgres or parquet:PATH")
         if engine != "spark":
             raise click.UsageError("--output parquet:PATH needs --engine spark")
+        if dry_run:
+            raise click.UsageError("--dry-run checks a load into the database; it does not apply to --output parquet")
         from musicstream.engines import write_parquet
 
         lake = output[len("parquet:") :]
@@ -267,9 +399,10 @@ def load(
         statement_timeout=statement_timeout,
         engine=engine,
         master=master,
+        dry_run=dry_run,
     )
     err = _console(stderr=True)
-    show_bar = err.is_terminal and not as_json
+    show_bar = err.is_terminal and not as_json and not _quiet(ctx) and not ctx.meta.get("verbose")
     if show_bar:
         with RichProgress(err) as progress:
             result = run_load(db, paths, options, progress)
@@ -277,7 +410,7 @@ def load(
         result = run_load(db, paths, options)
     if as_json:
         _emit_json(result.as_dict())
-    else:
+    elif not _quiet(ctx):
         _console().print(load_summary(result))
 
 
@@ -760,16 +893,86 @@ def generate(out: Path, users: int, days: int, songs: int, events: int | None, s
     )
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+@click.pass_context
+@_handle_errors
+def config(ctx: click.Context, as_json: bool) -> None:
+    """Show the settings in effect and where each comes from: an option, the environment, a settings file, or
+    the default (in that order of precedence). Passwords are never shown.
+
+    A settings file is musicstream.toml in the working directory (the project) or in the user's config folder;
+    the project's wins key by key. Top-level keys: database_url, home. A table named after a command sets that
+    command's option defaults.
+
+    \b
+    Example musicstream.toml:
+      database_url = "postgresql://loader@db.example.com/musicstreamdb"
+      [load]
+      workers = 2
+      max-rejects = 100
+      [report]
+      top = 20
+
+    \b
+    Examples:
+      musicstream config
+      musicstream config --json
+    """
+    settings: Settings = ctx.obj
+    files: FileSettings = ctx.meta["settings_read"]
+    url = mask(settings.database_url) if settings.database_url is not None else None
+    shown: list[dict[str, Any]] = [
+        {
+            "setting": "database_url",
+            "value": url if url is not None else f"(embedded PostgreSQL in {settings.pgdata})",
+            "source": settings.sources.get("database_url", "default"),
+        },
+        {"setting": "home", "value": str(settings.home), "source": settings.sources.get("home", "default")},
+    ]
+    for command, options in sorted(_command_defaults(files).items()):
+        for key, value in sorted(_flatten(options).items()):
+            origin = files.origin.get(f"{command}.{key}") or files.origin.get(command)
+            shown.append({"setting": f"{command}.{key}", "value": value, "source": f"file {origin}"})
+    looked = [{"path": str(path), "read": path in files.files} for path in config_paths()]
+    if as_json:
+        _emit_json({"settings": shown, "files": looked})
+        return
+    console = _console()
+    console.print(
+        _rows_table("Settings (option > environment > file > default)", ["setting", "value", "source"], shown)
+    )
+    for entry in looked:
+        console.print(f"{'read' if entry['read'] else 'not found'}: {entry['path']}")
+
+
+def _flatten(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _override_setting(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """A global option given after the command (``musicstream load --database-url URL data/``) overrides the one
     given before it, or the environment."""
     if value is None or not isinstance(ctx.obj, Settings):
         return value
     try:
-        if param.name == "database_url":
-            ctx.obj = Settings.resolve(value, ctx.obj.home)
-        else:
-            ctx.obj = Settings(database_url=ctx.obj.database_url, home=Path(value))
+        files = ctx.meta.get("settings_read")
+        given = ctx.obj.sources
+        url = (
+            value
+            if param.name == "database_url"
+            else ctx.obj.database_url
+            if given["database_url"] == "option"
+            else None
+        )
+        home = Path(value) if param.name == "home" else ctx.obj.home if given["home"] == "option" else None
+        ctx.obj = Settings.resolve(url, home, files)
     except MusicstreamError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
     return value
@@ -791,6 +994,15 @@ for _command in cli.commands.values():  # the global options, accepted after the
             callback=_override_setting,
             help="As before the command: musicstream's state folder.",
         ),
+        click.Option(["--quiet", "-q"], is_flag=True, expose_value=False, callback=_output_option, help="As before."),
+        click.Option(["--verbose", "-v"], is_flag=True, expose_value=False, callback=_output_option, help="As before."),
+        click.Option(
+            ["--log-file"],
+            type=click.Path(path_type=Path, dir_okay=False),
+            expose_value=False,
+            callback=_output_option,
+            help="As before the command: append every message to this file.",
+        ),
     ]
 
 
@@ -809,28 +1021,28 @@ def main(args: list[str] | None = None, prog_name: str = "musicstream") -> None:
         code = cli.main(args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort as exc:  # Ctrl-C (click turns it into Abort), or "no" at a confirmation
         if isinstance(exc.__cause__, KeyboardInterrupt):
-            click.echo("error: interrupted — nothing was committed", err=True)
+            _say_error("error: interrupted — nothing was committed")
             sys.exit(EXIT_INTERRUPTED)
-        click.echo("error: aborted — nothing was changed", err=True)
+        _say_error("error: aborted — nothing was changed")
         sys.exit(1)
     except click.ClickException as exc:
+        _errors.error("%s", exc.format_message())
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("error: interrupted — nothing was committed", err=True)
+        _say_error("error: interrupted — nothing was committed")
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:  # the reader of our output went away (| head): nothing left to say to anyone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
-        click.echo(f"error: {exc.strerror or exc}{where}: check the path and its permissions", err=True)
+        _say_error(f"error: {exc.strerror or exc}{where}: check the path and its permissions")
         sys.exit(1)
     except Exception as exc:  # a bug: say so in one message, with where to report it
-        click.echo(
+        _say_error(
             f"error: unexpected {type(exc).__name__}: {mask_error(exc)}. This is a bug in musicstream; please report "
-            "it with the command you ran (set MUSICSTREAM_DEBUG=1 to see the traceback)",
-            err=True,
+            "it with the command you ran (set MUSICSTREAM_DEBUG=1 to see the traceback)"
         )
         if os.environ.get("MUSICSTREAM_DEBUG"):
             raise

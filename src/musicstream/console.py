@@ -81,12 +81,11 @@ class RichProgress:
 
 def load_summary(result: LoadResult) -> Table | Group:
     ok = result.status == "succeeded"
-    table = Table(
-        title=f"Load run {result.run_id}: {'[green]succeeded' if ok else '[red]' + result.status}"
-        f" in {result.seconds:.2f} s",
-        show_header=False,
-        title_justify="left",
-    )
+    dry = result.status == "dry-run"
+    title = f"Load run {result.run_id}: {'[green]succeeded' if ok else '[red]' + result.status}"
+    if dry:
+        title = "Dry run, [green]nothing written[/]: a load now would do this,"
+    table = Table(title=f"{title} in {result.seconds:.2f} s", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("files read / unchanged, skipped", f"{result.files_read:,} / {result.files_skipped:,}")
@@ -96,7 +95,7 @@ def load_summary(result: LoadResult) -> Table | Group:
     table.add_row("  duplicates", f"{result.duplicates:,}")
     table.add_row("  rejected", f"[red]{result.rejected:,}" if result.rejected else "0")
     for name, count in result.rows_added.items():
-        table.add_row(f"{name} rows added", f"{count:,}")
+        table.add_row(f"{name} rows {'to add' if dry else 'added'}", f"{count:,}")
     if not result.files_found:
         table.caption = "No input files found (--allow-empty)."
     elif not result.files_read:
@@ -104,6 +103,8 @@ def load_summary(result: LoadResult) -> Table | Group:
     elif result.rejected:
         reasons = [f"  {top['records']:,} × {top['reason']} (e.g. {top['example']})" for top in result.top_rejects]
         more = f"musicstream rejects --run {result.run_id}" if result.run_id else "musicstream rejects"
+        if dry:
+            more = "a load keeps them in the rejects table (musicstream rejects)"
         lines = ["Most frequent reject reasons:", *reasons, f"All of them: {more}"]
         return Group(table, Text("\n".join(lines)))
     return table

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -56,6 +57,8 @@ class LoadOptions:
     per core);
     ``statement_timeout`` (seconds) fails the run when one statement takes longer. ``engine`` "spark" reads and
     stages the files with Spark (``master``: its master URL, ``local[2]`` by default); the merge is the same.
+    ``dry_run`` does everything a load does, in its transaction, and rolls it back: the counts are exactly what
+    the load would do to this database, and nothing is written (no run recorded, no index dropped).
     """
 
     full: bool = False
@@ -66,6 +69,7 @@ class LoadOptions:
     statement_timeout: float | None = None
     engine: str = "local"
     master: str | None = None
+    dry_run: bool = False
 
 
 # The merge's steps, in order: each is a crash point (tests/test_crash.py) and a line of the progress display.
@@ -108,10 +112,13 @@ MERGE_STEPS = (
 )
 _STEP_NUMBERS = {name: number for number, name in enumerate(MERGE_STEPS, start=1)}
 
+log = logging.getLogger("musicstream.load")  # shown with --verbose, kept with --log-file
+
 
 def _step(run: RunState, name: str) -> None:
     """The merge reaches a step: its crash point, and the progress display's "step k of n"."""
     point(f"merge:{name}")
+    log.info("merge step %d/%d: %s", _STEP_NUMBERS[name], len(MERGE_STEPS), name)
     run.progress.step(name.replace("_", " "), _STEP_NUMBERS[name], len(MERGE_STEPS))
 
 
@@ -294,6 +301,17 @@ def _refresh_statistics(conn: psycopg.Connection[Any], result: LoadResult) -> No
         conn.execute(psycopg.sql.SQL("ANALYZE {}").format(psycopg.sql.Identifier(table)))
 
 
+def _record_run(conn: psycopg.Connection[Any], options: LoadOptions, engine: Engine, result: LoadResult) -> None:
+    """Mark runs that died as abandoned (none runs: this one holds the lock) and record this one as running."""
+    conn.execute("UPDATE etl_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'")
+    row = conn.execute(
+        "INSERT INTO etl_runs (full_reload, engine) VALUES (%s, %s) RETURNING run_id",
+        (options.full, engine.name),
+    ).fetchone()
+    assert row is not None
+    result.run_id = int(row[0])
+
+
 def _lock(conn: psycopg.Connection[Any], wait: bool) -> None:
     if wait:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOAD_LOCK,))
@@ -325,25 +343,30 @@ def run(
             "log_data/, or name the files themselves. Nothing was loaded; add --allow-empty if that is expected"
         )
     result = LoadResult(files_found=len(files))
+    log.info(
+        "%s: %d input files (%.1f MB), engine %s%s",
+        "dry run" if options.dry_run else "load",
+        len(files),
+        sum(f.size for f in files) / 1e6,
+        engine.name,
+        ", --full" if options.full else "",
+    )
     run = RunState(result, progress or _NoProgress())
     try:
         with db.connect(autocommit=True) as conn:
             require_schema(conn)
             _lock(conn, options.wait)
             point("locked")
-            conn.execute("UPDATE etl_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'")
-            row = conn.execute(
-                "INSERT INTO etl_runs (full_reload, engine) VALUES (%s, %s) RETURNING run_id",
-                (options.full, engine.name),
-            ).fetchone()
-            assert row is not None
-            result.run_id = int(row[0])
-            point("run-recorded")
-            defer_indexes(conn, ["trackplays", "play_names", "tracks", "timetb"], keys=["trackplays", "timetb"])
-            point("indexes-deferred")
+            if not options.dry_run:
+                _record_run(conn, options, engine, result)
+                point("run-recorded")
+                defer_indexes(conn, ["trackplays", "play_names", "tracks", "timetb"], keys=["trackplays", "timetb"])
+                point("indexes-deferred")
             run.progress.start(sum(f.size for f in files), len(files))
             try:
                 with conn.transaction():
+                    if options.dry_run:  # the run's record exists inside the transaction only (rejects name it)
+                        _record_run(conn, options, engine, result)
                     # Room for the merge's hashes and sorts (in memory, not spilled to disk: 2 s less on 1M plays),
                     # and for the index builds of tables that were empty (1.6 s → 0.9 s per fact-table index).
                     conn.execute("SET LOCAL work_mem = '512MB'")
@@ -354,6 +377,13 @@ def run(
                     started_stage = time.perf_counter()
                     engine.stage(conn, run, files, options.full, started_ns)
                     result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
+                    log.info(
+                        "read %d files, %d records (%d rejected) in %.1f s; merging",
+                        result.files_read,
+                        result.records_read,
+                        result.rejected,
+                        result.timings["read_and_copy"],
+                    )
                     _merge(conn, run)
                     result.top_rejects = _top_rejects(conn) if result.rejected else []
                     if options.max_rejects is not None and result.rejected > options.max_rejects:
@@ -368,6 +398,11 @@ def run(
                             "the rejects anyway"
                         )
                     _finish(conn, run)
+                    if options.dry_run:
+                        result.status = "dry-run"
+                        result.run_id = 0  # its record was rolled back with the rest
+                        result.seconds = round(time.monotonic() - started, 3)
+                        raise psycopg.Rollback()  # everything the run did is undone; the counts stay
                     engine.before_commit(conn)
                     started_keys = time.perf_counter()
                     if attach_deferred_keys(conn):
@@ -376,7 +411,18 @@ def run(
                     result.seconds = round(time.monotonic() - started, 3)
                     _update_run(conn, result)
                     point("commit")
-                point("committed")
+                if not options.dry_run:
+                    point("committed")
+                log.info(
+                    "%s in %.1f s: %d records read, %d loaded, %d skipped by rule, %d duplicates, %d rejected",
+                    f"run {result.run_id} committed" if result.run_id else "dry run rolled back",
+                    result.seconds,
+                    result.records_read,
+                    result.records_loaded,
+                    result.records_skipped,
+                    result.duplicates,
+                    result.rejected,
+                )
             except BaseException as exc:
                 interrupted = isinstance(exc, KeyboardInterrupt)
                 result.status = "interrupted" if interrupted else "failed"
@@ -401,19 +447,23 @@ def run(
                     result.error = f"database error: {mask_error(exc).strip()}"
                 else:
                     result.error = f"{type(exc).__name__}: {mask_error(exc)}"
-                if not conn.closed and not conn.broken:
+                if not conn.closed and not conn.broken and not options.dry_run:
                     with contextlib.suppress(psycopg.Error):
                         _update_run(conn, result)
                     with contextlib.suppress(psycopg.Error), conn.transaction():
                         rebuild_indexes(conn)  # the tables are as before the run: give back what was deferred
                 run.rejects.close()
                 engine.after_failure()
+                log.info("run %s %s after %.1f s: %s", result.run_id, result.status, result.seconds, result.error)
                 if isinstance(exc, MusicstreamError):
                     raise
                 if isinstance(exc, psycopg.Error):
                     raise LoadError(f"the load failed and nothing was changed: {result.error}") from None
                 raise
             run.rejects.close()
+            if options.dry_run:
+                engine.after_failure()  # a dry run ends as a failed one would: whatever it staged goes
+                return result
             _refresh_statistics(conn, result)
             point("analyzed")
     finally:
