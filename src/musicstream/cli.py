@@ -956,6 +956,51 @@ def _flatten(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True, help="File format."
+)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    metavar="NAME",
+    help="A table to export (repeatable): trackplays, users, tracks, artists, timetb (the default: all five), or "
+    "a Sparkify view: sparkify.songplays, sparkify.users, sparkify.songs, sparkify.artists, sparkify.time.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace files of the same names in DIRECTORY.")
+@click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
+@click.pass_context
+@_handle_errors
+def export(
+    ctx: click.Context, directory: Path, fmt: str, tables: tuple[str, ...], overwrite: bool, as_json: bool
+) -> None:
+    """Write the star schema to DIRECTORY, one file per table (NAME.csv with a header, or NAME.parquet).
+
+    The tables are read in one consistent snapshot (a load committing meanwhile is either in every file or in
+    none), in primary-key order; files appear only once all are complete. Parquet keeps the column types
+    (NUMERIC as double); CSV holds PostgreSQL's text of each value.
+
+    \b
+    Examples:
+      musicstream export star/
+      musicstream export --format parquet lake/
+      musicstream export --table sparkify.songplays --table sparkify.songs --overwrite out/
+    """
+    from musicstream.export import STAR_TABLES, export_tables
+
+    with _database(ctx).connect(autocommit=True) as conn:
+        written = export_tables(conn, directory, fmt, tables or STAR_TABLES, overwrite)
+    if as_json:
+        _emit_json(written)
+        return
+    if not _quiet(ctx):
+        _console().print(
+            _rows_table(f"Exported {len(written)} tables to {directory}", ["table", "rows", "bytes", "path"], written)
+        )
+
+
 def _override_setting(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """A global option given after the command (``musicstream load --database-url URL data/``) overrides the one
     given before it, or the environment."""
@@ -994,8 +1039,20 @@ for _command in cli.commands.values():  # the global options, accepted after the
             callback=_override_setting,
             help="As before the command: musicstream's state folder.",
         ),
-        click.Option(["--quiet", "-q"], is_flag=True, expose_value=False, callback=_output_option, help="As before."),
-        click.Option(["--verbose", "-v"], is_flag=True, expose_value=False, callback=_output_option, help="As before."),
+        click.Option(
+            ["--quiet", "-q"],
+            is_flag=True,
+            expose_value=False,
+            callback=_output_option,
+            help="As before the command: print only results and errors.",
+        ),
+        click.Option(
+            ["--verbose", "-v"],
+            is_flag=True,
+            expose_value=False,
+            callback=_output_option,
+            help="As before the command: also print what a load is doing.",
+        ),
         click.Option(
             ["--log-file"],
             type=click.Path(path_type=Path, dir_okay=False),

@@ -82,10 +82,12 @@ class RichProgress:
 def load_summary(result: LoadResult) -> Table | Group:
     ok = result.status == "succeeded"
     dry = result.status == "dry-run"
-    title = f"Load run {result.run_id}: {'[green]succeeded' if ok else '[red]' + result.status}"
+    title = (
+        f"Load run {result.run_id}: {'[green]succeeded' if ok else '[red]' + result.status} in {result.seconds:.2f} s"
+    )
     if dry:
-        title = "Dry run, [green]nothing written[/]: a load now would do this,"
-    table = Table(title=f"{title} in {result.seconds:.2f} s", show_header=False, title_justify="left")
+        title = f"Dry run in {result.seconds:.2f} s: [green]nothing was written"
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("files read / unchanged, skipped", f"{result.files_read:,} / {result.files_skipped:,}")

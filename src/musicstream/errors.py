@@ -40,3 +40,7 @@ class TooManyRejects(LoadError):
 
 class EngineError(MusicstreamError):
     """An engine cannot run here: a missing optional package or runtime (PySpark, Java, a Hadoop connector)."""
+
+
+class ExportError(MusicstreamError):
+    """An export cannot write its files: they exist already (without --overwrite) or the folder cannot be written."""

@@ -301,6 +301,42 @@ def _refresh_statistics(conn: psycopg.Connection[Any], result: LoadResult) -> No
         conn.execute(psycopg.sql.SQL("ANALYZE {}").format(psycopg.sql.Identifier(table)))
 
 
+_IDENTITIES = (
+    ("trackplays", "trackplay_id"),
+    ("play_names", "name_id"),
+    ("etl_runs", "run_id"),
+    ("rejects", "reject_id"),
+)
+
+
+def _identities(conn: psycopg.Connection[Any]) -> list[tuple[str, int, bool]]:
+    """The identity columns' sequences: name, last value, and whether that value was used."""
+    found: list[tuple[str, int, bool]] = []
+    for table, column in _IDENTITIES:
+        row = conn.execute("SELECT pg_get_serial_sequence(%s, %s)", (table, column)).fetchone()
+        assert row is not None and row[0]
+        name = psycopg.sql.SQL(row[0])  # a name PostgreSQL itself quoted
+        state = conn.execute(psycopg.sql.SQL("SELECT last_value, is_called FROM {}").format(name)).fetchone()
+        assert state is not None
+        found.append((str(row[0]), int(state[0]), bool(state[1])))
+    return found
+
+
+def _restore_identities(
+    conn: psycopg.Connection[Any], before: list[tuple[str, int, bool]], reached: list[tuple[str, int, bool]]
+) -> None:
+    """After a dry run: sequences do not roll back with a transaction, so give back the ids the dry run drew (a
+    sequence that someone else drew from meanwhile stays as it is). The load lock is still held."""
+    for (name, last, called), (_, last_reached, called_reached) in zip(before, reached, strict=True):
+        if (last_reached, called_reached) == (last, called):
+            continue
+        conn.execute(
+            "SELECT setval(%s::regclass, %s, %s) FROM pg_sequences "
+            "WHERE format('%%I.%%I', schemaname, sequencename)::regclass = %s::regclass AND last_value = %s",
+            (name, last, called, name, last_reached),
+        )
+
+
 def _record_run(conn: psycopg.Connection[Any], options: LoadOptions, engine: Engine, result: LoadResult) -> None:
     """Mark runs that died as abandoned (none runs: this one holds the lock) and record this one as running."""
     conn.execute("UPDATE etl_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'")
@@ -362,6 +398,8 @@ def run(
                 point("run-recorded")
                 defer_indexes(conn, ["trackplays", "play_names", "tracks", "timetb"], keys=["trackplays", "timetb"])
                 point("indexes-deferred")
+            ids_before = _identities(conn) if options.dry_run else []
+            ids_reached = ids_before  # a dry run that fails part way may leave gaps in the ids (as a failed load)
             run.progress.start(sum(f.size for f in files), len(files))
             try:
                 with conn.transaction():
@@ -402,6 +440,7 @@ def run(
                         result.status = "dry-run"
                         result.run_id = 0  # its record was rolled back with the rest
                         result.seconds = round(time.monotonic() - started, 3)
+                        ids_reached = _identities(conn)
                         raise psycopg.Rollback()  # everything the run did is undone; the counts stay
                     engine.before_commit(conn)
                     started_keys = time.perf_counter()
@@ -463,6 +502,7 @@ def run(
             run.rejects.close()
             if options.dry_run:
                 engine.after_failure()  # a dry run ends as a failed one would: whatever it staged goes
+                _restore_identities(conn, ids_before, ids_reached)
                 return result
             _refresh_statistics(conn, result)
             point("analyzed")
