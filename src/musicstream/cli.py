@@ -996,9 +996,9 @@ def export(
         _emit_json(written)
         return
     if not _quiet(ctx):
-        _console().print(
-            _rows_table(f"Exported {len(written)} tables to {directory}", ["table", "rows", "bytes", "path"], written)
-        )
+        shown = [{**entry, "rows": f"{entry['rows']:,}", "bytes": f"{entry['bytes']:,}"} for entry in written]
+        many = "s" if len(written) > 1 else ""
+        _console().print(_rows_table(f"Exported {len(written)} table{many} to {directory}", list(shown[0]), shown))
 
 
 def _override_setting(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
