@@ -95,11 +95,12 @@ def session(master: str | None = None) -> SparkSession:
         .config("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
         .config("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
     )
+    log4j = Path(tempfile.gettempdir(), "musicstream-log4j2.properties")
+    log4j.write_text(_LOG4J, encoding="utf-8")
+    builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
     if is_local(master):
         os.environ["PYSPARK_PYTHON"] = sys.executable
         os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-        log4j = Path(tempfile.gettempdir(), "musicstream-log4j2.properties")
-        log4j.write_text(_LOG4J, encoding="utf-8")
         threads = re.fullmatch(r"local\[(\*|\d+)(?:,\d+)?\]", master)  # local[N] or local[N,retries]
         cores = threads.group(1) if threads else "1"
         cores = str(os.cpu_count() or 2) if cores == "*" else cores
@@ -107,7 +108,6 @@ def session(master: str | None = None) -> SparkSession:
             builder.config("spark.ui.enabled", "false")
             .config("spark.sql.shuffle.partitions", str(2 * int(cores)))
             .config("spark.driver.memory", os.environ.get("MUSICSTREAM_SPARK_DRIVER_MEMORY", "2g"))
-            .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
         )
     try:
         with warnings.catch_warnings():
@@ -117,6 +117,93 @@ def session(master: str | None = None) -> SparkSession:
         raise EngineError(f"Spark did not start (master {master}): {exc}") from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+PROBE_TIMEOUT = float(os.environ.get("MUSICSTREAM_SPARK_PROBE_TIMEOUT", "120"))  # seconds for executors to answer
+CLUSTER_HINT = (
+    "Install musicstream (the same version) into the Python every executor runs, on every node, or ship a packed "
+    "environment: spark-submit --archives musicstream-env.tar.gz#env --conf spark.pyspark.python=./env/bin/python "
+    '(README, "Running on a cluster")'
+)
+
+
+def _probe(expected: str, conninfo: str | None) -> Any:
+    """A task that imports nothing of musicstream to run (it is pickled by value), and reports what the
+    executor's Python has: musicstream and its dependencies, their versions, and whether the database answers."""
+
+    def probe(index: int, _items: Any) -> Any:
+        import importlib
+        import socket
+        import sys as executor_sys
+
+        found: dict[str, Any] = {"host": socket.gethostname(), "python": executor_sys.executable, "missing": []}
+        for module in ("musicstream", "psycopg", "orjson", "polars"):
+            try:
+                imported = importlib.import_module(module)
+            except Exception as exc:  # any reason an import or a connection fails is worth reporting
+                found["missing"].append(f"{module} ({type(exc).__name__}: {exc})")
+                continue
+            if module == "musicstream":
+                found["version"] = getattr(imported, "__version__", "?")
+        if conninfo and not found["missing"]:
+            try:
+                import psycopg as executor_psycopg
+
+                executor_psycopg.connect(conninfo, connect_timeout=10, application_name="musicstream-probe").close()
+            except Exception as exc:  # any reason an import or a connection fails is worth reporting
+                found["database"] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        yield found
+
+    return probe
+
+
+def check_executors(spark: SparkSession, conninfo: str | None = None) -> None:
+    """On a cluster, before any work: a tiny job on the executors checks that their Python has musicstream (this
+    version) and its dependencies, and, with ``conninfo``, reaches the database. Raises EngineError saying what to
+    install where (or what to fix) instead of Spark's four failed task attempts and a worker's traceback."""
+    import threading
+
+    from musicstream import __version__
+    from musicstream.config import mask_error
+
+    sc = spark.sparkContext
+    tasks = max(2, 2 * sc.defaultParallelism)
+    group = f"musicstream-probe-{uuid.uuid4().hex[:8]}"
+    timer = threading.Timer(PROBE_TIMEOUT, sc.cancelJobGroup, args=(group,))
+    sc.setJobGroup(group, "musicstream: check the executors", interruptOnCancel=True)
+    timer.start()
+    try:
+        answers = sc.parallelize(range(tasks), tasks).mapPartitionsWithIndex(_probe(__version__, conninfo)).collect()
+    except Exception as exc:
+        if not timer.is_alive():
+            raise EngineError(
+                f"no Spark executor answered within {PROBE_TIMEOUT:.0f} s (master {sc.master}): check that the "
+                "workers are up and have the cores and memory this application asks for "
+                "(MUSICSTREAM_SPARK_PROBE_TIMEOUT sets the wait)"
+            ) from None
+        text = mask_error(exc).strip()
+        first = next(
+            (line for line in reversed(text.splitlines()) if "Error" in line), text.splitlines()[0] if text else ""
+        )
+        raise EngineError(f"the Spark executors could not run a Python task: {first.strip()}. {CLUSTER_HINT}") from None
+    finally:
+        timer.cancel()
+        sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+    for answer in answers:
+        where = f"on {answer['host']}, Python {answer['python']}"
+        if answer["missing"]:
+            raise EngineError(f"the Spark executors cannot import {answer['missing'][0]} ({where}). {CLUSTER_HINT}")
+        if answer.get("version") != __version__:
+            raise EngineError(
+                f"the Spark executors have musicstream {answer.get('version')}, the driver {__version__} ({where}): "
+                f"install the same version everywhere. {CLUSTER_HINT}"
+            )
+        if "database" in answer:
+            raise EngineError(
+                f"the Spark executors cannot reach the database ({where}): {mask_error(answer['database'])}. "
+                "Executors connect to the --database-url themselves: give a host name and port they can reach "
+                "(not localhost, unless every worker runs on this machine), and allow them in pg_hba.conf"
+            )
 
 
 def _utc(spark: SparkSession) -> SparkSession:
@@ -251,6 +338,8 @@ class SparkEngine:
         self.master = str(self.spark.sparkContext.master)
         self.conninfo = _conninfo_for(db, self.master)
         self.schema: str | None = None
+        if not is_local(self.master):
+            check_executors(self.spark, self.conninfo)
 
     def discover(self, paths: Sequence[str | Path]) -> list[InputFile]:
         return discover_all(self.spark, paths)
@@ -383,6 +472,8 @@ def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = No
     """
     started = time.monotonic()
     spark = session(master)
+    if not is_local(str(spark.sparkContext.master)):
+        check_executors(spark)
     files = discover_all(spark, paths)
     result = LoadResult(files_found=len(files))
     rows = spark.createDataFrame(

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from musicstream.engines.read import DigestTask, LogTask, Parsed, SongTask, run_task
+from musicstream.load import faults
 from musicstream.load.staging import PLAY_COLUMNS, SONG_COLUMNS, USER_COLUMNS
 
 # The driver passes these to executors when it has them, so that executors read s3:// as the driver would.
@@ -60,8 +61,9 @@ FileFact = tuple[str, str, int, str | None, int, int, bool]
 
 
 def aws_environment() -> dict[str, str]:
-    """The driver's AWS variables, for executors (which may have been started before they were set)."""
-    return {name: os.environ[name] for name in AWS_VARIABLES if os.environ.get(name)}
+    """The driver's AWS variables, for executors (which may have been started before they were set), and its
+    fault-injection variables (tests only: ``load/faults.py``)."""
+    return {name: os.environ[name] for name in (*AWS_VARIABLES, *faults.VARIABLES) if os.environ.get(name)}
 
 
 def _digest(source: Source, blob: bytes | None) -> str | None:
@@ -171,6 +173,7 @@ def stage_partition(
     out: list[tuple[Any, ...]] = []
     with psycopg.connect(conninfo, application_name="musicstream-spark") as conn, conn.transaction():
         _stage_transaction(conn, STAGE_LOCK, index, schema, ["stage_plays", "stage_songs", "stage_rejects"])
+        faults.point(f"task:{index}")
         with conn.cursor() as cur:
             for unit, blob in _units(items):
                 parsed, facts = read_unit(unit, blob)
