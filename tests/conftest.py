@@ -183,6 +183,19 @@ def pg15() -> Iterator[dict[str, Any]]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One Spark session (local[2]) for every test in this process: starting one costs several seconds."""
+    from musicstream.engines import require_spark
+
+    require_spark()
+    from musicstream.engines.spark import session
+
+    spark = session("local[2]")
+    yield spark
+    spark.stop()
+
+
 def rows(db: Database, query: str, params: Any = None) -> list[tuple[Any, ...]]:
     with db.connect() as conn:
         return conn.execute(query, params).fetchall()  # type: ignore[arg-type]

@@ -23,19 +23,6 @@ COUNTS = ("files_read", "files_skipped", "records_read", "records_loaded", "reco
 _names = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """One Spark session (local[2]) for every test here: starting one costs several seconds."""
-    from musicstream.engines import require_spark
-
-    require_spark()
-    from musicstream.engines.spark import session
-
-    spark = session("local[2]")
-    yield spark
-    spark.stop()
-
-
 @pytest.fixture
 def local_db(embedded: Database) -> Iterator[Database]:
     """A second fresh database, for the local engine's side of a comparison."""
@@ -139,10 +126,19 @@ LAKE_COLUMNS = {
 }
 
 
-def read_lake(root: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """The Parquet lake read back with pyarrow, each table's rows sorted, in the columns of LAKE_COLUMNS."""
+def current(lake: Path) -> Path:
+    """The lake's current version, found as a reader finds it: the folder _CURRENT names."""
+    version = (lake / "_CURRENT").read_text(encoding="utf-8").strip()
+    assert version.startswith("v-") and (lake / version).is_dir()
+    return lake / version
+
+
+def read_lake(lake: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The Parquet lake's current version read back with pyarrow, each table's rows sorted, in the columns of
+    LAKE_COLUMNS."""
     import pyarrow.dataset as ds
 
+    root = current(lake)
     out: dict[str, list[tuple[Any, ...]]] = {}
     for table, columns in LAKE_COLUMNS.items():
         names = [c.strip() for c in columns.split(",")]
@@ -189,10 +185,10 @@ def test_parquet_lake_equals_a_postgresql_load(
         "SELECT DISTINCT p.track_id FROM trackplays p JOIN play_names USING (name_id) WHERE song_title = 'Revelry'",
     ) == [("SOZZEDGE000000001",)]
     assert rows(db, "SELECT title FROM tracks WHERE track_id = 'SOZZEDGE000000004'") == [("B-side",)]
-    months = sorted(p.name for p in (tmp_path / "lake" / "trackplays").glob("year=*/month=*"))
+    months = sorted(p.name for p in (current(tmp_path / "lake") / "trackplays").glob("year=*/month=*"))
     assert months and all(p.startswith("month=") for p in months)
     for table in ("users", "tracks", "artists", "timetb"):
-        assert len(list((tmp_path / "lake" / table).glob("*.parquet"))) == 1
+        assert len(list((current(tmp_path / "lake") / table).glob("*.parquet"))) == 1
 
 
 def hostile_tree(root: Path) -> Path:

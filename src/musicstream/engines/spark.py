@@ -465,11 +465,9 @@ STAR_TABLES = ("trackplays", "users", "tracks", "artists", "timetb")
 
 
 def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = None) -> LoadResult:
-    """Compute the star schema of the files under ``paths`` with Spark and write it as Parquet under ``out``:
-    ``trackplays`` partitioned by year and month, each dimension as one file, and ``rejects``.
-
-    Every table is written to a fresh folder first and then swapped in, one table after another.
-    """
+    """Compute the star schema of the files under ``paths`` with Spark and publish it as a new version of the
+    Parquet lake at ``out`` (``_write``): ``trackplays`` partitioned by year and month, each dimension as one file,
+    and ``rejects``."""
     started = time.monotonic()
     spark = session(master)
     if not is_local(str(spark.sparkContext.master)):
@@ -490,8 +488,8 @@ def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = No
             spark.sql(statement)
             if name in ("catalog_tracks", "resolution", "facts"):  # each is read by several tables
                 spark.table(name).persist(StorageLevel.MEMORY_AND_DISK)
-        _write(spark, out, rows)
-        counts = {t: spark.read.parquet(f"{out.rstrip('/')}/{t}").count() for t in STAR_TABLES}
+        folder = _write(spark, out, rows)
+        counts = {t: spark.read.parquet(f"{folder}/{t}").count() for t in STAR_TABLES}
         staged_plays = spark.table("plays").count()
         staged_songs = spark.table("songs").count()
         catalog = spark.table("catalog_tracks").count()
@@ -529,29 +527,117 @@ def _fact(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return ("file", path, file_kind, size, digest, records, rejects, unchanged)
 
 
-def _write(spark: SparkSession, out: str, rows: DataFrame) -> None:
+POINTER = "_CURRENT"
+LAKE_TABLES = (*STAR_TABLES, "rejects")
+
+
+def _write(spark: SparkSession, out: str, rows: DataFrame) -> str:
+    """Write every table into a new version folder of the lake, then publish it: ``_CURRENT`` names it (written
+    last, at once); then the versions before the previous one go. Returns the new version's folder.
+
+    A reader that reads ``_CURRENT`` and then ``<lake>/<version>/<table>`` sees a complete version at any moment:
+    the one before (until the pointer changes) or the new one (after). The previous version stays, so a reader
+    who read the pointer just before it changed can finish."""
     target = out.rstrip("/")
     tables: dict[str, DataFrame] = {t: spark.table(t) for t in STAR_TABLES}
     tables["rejects"] = (
         rows.where(rows.kind == "reject").selectExpr("path AS file", "line", "reason", "raw").orderBy("file", "line")
     )
-    token = uuid.uuid4().hex[:12]
+    version = f"v-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+    folder = f"{target}/{version}"
     for name, frame in tables.items():
-        fresh = f"{target}/.{name}-{token}"
         if name == "trackplays":
-            frame.repartition("year", "month").write.mode("overwrite").partitionBy("year", "month").parquet(fresh)
+            frame.repartition("year", "month").write.mode("overwrite").partitionBy("year", "month").parquet(
+                f"{folder}/{name}"
+            )
         else:
-            frame.coalesce(1).write.mode("overwrite").parquet(fresh)
-        _swap(spark, fresh, f"{target}/{name}")
+            frame.coalesce(1).write.mode("overwrite").parquet(f"{folder}/{name}")
+        point(f"lake:written:{name}")
+    point("lake:written")
+    previous = current_version(spark, target)
+    _publish(spark, target, version)
+    point("lake:published")
+    _clean(spark, target, keep={version, previous})
+    return folder
 
 
-def _swap(spark: SparkSession, fresh: str, final: str) -> None:
-    """Replace ``final`` by ``fresh`` (Hadoop FileSystem rename; on object stores a copy, not atomic)."""
+def _filesystem(spark: SparkSession, path: str) -> tuple[Any, Any]:
     jvm = _jvm(spark)
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    old = jvm.org.apache.hadoop.fs.Path(final)
-    fs = old.getFileSystem(conf)
-    if fs.exists(old):
-        fs.delete(old, True)
-    if not fs.rename(jvm.org.apache.hadoop.fs.Path(fresh), old):
-        raise EngineError(f"could not move {fresh} to {final}; the new table is in {fresh}")
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
+def current_version(spark: SparkSession, lake: str) -> str | None:
+    """The version ``_CURRENT`` names in the lake (None: none published yet)."""
+    target = lake.rstrip("/")
+    if "://" not in target and not target.startswith("file:"):
+        return read_pointer(target)
+    fs, pointer = _filesystem(spark, f"{target}/{POINTER}")
+    if not fs.exists(pointer):
+        return None
+    stream = fs.open(pointer)
+    try:
+        return str(jvm_read_text(spark, stream)).strip() or None
+    finally:
+        stream.close()
+
+
+def jvm_read_text(spark: SparkSession, stream: Any) -> str:
+    jvm = _jvm(spark)
+    return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+
+
+def read_pointer(lake: str | Path) -> str | None:
+    """The current version of a lake on a local file system (what readers do: read ``_CURRENT``)."""
+    try:
+        return Path(lake, POINTER).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _publish(spark: SparkSession, target: str, version: str) -> None:
+    """Point ``_CURRENT`` at ``version`` in one step: on a local or HDFS file system a new file renamed over the
+    old (atomic), on an object store one PUT of the small object (atomic there: readers get the old or the new)."""
+    if "://" not in target and not target.startswith("file:"):
+        fd, temporary = tempfile.mkstemp(prefix=f".{POINTER}-", dir=target)
+        with os.fdopen(fd, "w", encoding="utf-8") as pointer:
+            pointer.write(version + "\n")
+            pointer.flush()
+            os.fsync(pointer.fileno())
+        os.replace(temporary, os.path.join(target, POINTER))
+        return
+    fs, pointer = _filesystem(spark, f"{target}/{POINTER}")
+    if str(fs.getScheme()) in ("hdfs", "file", "viewfs"):
+        jvm = _jvm(spark)
+        temporary = jvm.org.apache.hadoop.fs.Path(f"{target}/.{POINTER}-{uuid.uuid4().hex[:8]}")
+        _write_text(fs, temporary, version)
+        context = jvm.org.apache.hadoop.fs.FileContext.getFileContext(
+            pointer.toUri(), spark.sparkContext._jsc.hadoopConfiguration()
+        )
+        rename = getattr(jvm.org.apache.hadoop.fs, "Options$Rename")
+        gateway = spark.sparkContext._gateway
+        assert gateway is not None
+        options = gateway.new_array(rename, 1)
+        options[0] = rename.OVERWRITE
+        context.rename(temporary, pointer, options)
+    else:
+        _write_text(fs, pointer, version)
+
+
+def _write_text(fs: Any, path: Any, text: str) -> None:
+    stream = fs.create(path, True)
+    try:
+        stream.write(bytearray((text + "\n").encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def _clean(spark: SparkSession, target: str, keep: set[str | None]) -> None:
+    """Remove the lake's versions other than ``keep``, unpublished ones of killed runs, and the tables of the
+    layout before versions (one folder per table at the top)."""
+    fs, root = _filesystem(spark, target)
+    for status in fs.listStatus(root):
+        name = str(status.getPath().getName())
+        old_layout = name in LAKE_TABLES or (name.startswith(".") and name[1:].split("-")[0] in LAKE_TABLES)
+        if (name.startswith("v-") and name not in keep) or old_layout:
+            fs.delete(status.getPath(), True)
