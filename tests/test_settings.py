@@ -144,3 +144,18 @@ def test_quiet_verbose_and_log_file(project: Path, db: Database, udacity: Path, 
     assert code == 2 and "--quiet and --verbose: choose one" in err
     code, _, err = run(project, "--log-file", str(tmp_path / "no" / "such" / "x.log"), "status", env=env)
     assert code == 2 and err.startswith("error: cannot open the log file")
+
+
+def test_psql_keeps_its_own_short_options(project: Path, db: Database) -> None:
+    """-q and -v after `psql` are psql's (quiet, a variable), not musicstream's --quiet and --verbose."""
+    code, out, err = run(
+        project,
+        "psql",
+        "-qAt",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        "SELECT 40 + 2",
+        env={"MUSICSTREAM_DATABASE_URL": db.conninfo},
+    )
+    assert (code, out.strip()) == (0, "42"), err

@@ -1039,6 +1039,10 @@ for _command in cli.commands.values():  # the global options, accepted after the
             callback=_override_setting,
             help="As before the command: musicstream's state folder.",
         ),
+    ]
+    if _command.name == "psql":  # its own arguments go to psql, whose -q and -v mean other things
+        continue
+    _command.params += [
         click.Option(
             ["--quiet", "-q"],
             is_flag=True,
