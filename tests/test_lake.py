@@ -61,29 +61,52 @@ def _spark_cli(lake: Path, data: Path, kill_at: str | None = None) -> subprocess
     )
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("kill_at", "sees"),
-    [("lake:written:trackplays", "old"), ("lake:written", "old"), ("lake:published", "new")],
-)
-def test_a_writer_killed_at_any_step_leaves_a_whole_lake(
-    lakes: dict[str, Any], udacity: Path, tmp_path: Path, kill_at: str, sees: str
+class Stopped(Exception):
+    """The writer stopped at a step (in-process: what a kill there leaves on disk, as _write cleans nothing up)."""
+
+
+# The first table written, the last, all of them (before _CURRENT changes), and after publishing (before the old
+# versions go): between tables the lake's state differs only by which folders of the unpublished version exist.
+@pytest.mark.parametrize("step", ["lake:written:trackplays", "lake:written:rejects", "lake:written", "lake:published"])
+def test_a_writer_stopped_at_any_step_leaves_a_whole_lake(
+    spark: Any, lakes: dict[str, Any], udacity: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
-    """Killed after its first table, after all its tables, or after publishing (before removing old versions):
-    a reader following _CURRENT reads the old lake or the new one, complete; the next run publishes the new one
-    and keeps two versions."""
+    """Stopped after each table, after all of them, or after publishing (before the old versions go): a reader
+    following _CURRENT reads the old lake or the new one, whole."""
+    from musicstream.engines import spark as spark_engine
+    from musicstream.engines import write_parquet
+
+    def stop_at(name: str) -> None:
+        if name == step:
+            raise Stopped(name)
+
     lake = tmp_path / "lake"
     shutil.copytree(lakes["old"], lake)
-    killed = _spark_cli(lake, udacity, kill_at)
+    monkeypatch.setattr(spark_engine, "point", stop_at)
+    with pytest.raises(Stopped):
+        write_parquet([udacity], str(lake))
+    assert read_lake(lake) == lakes["new_tables" if step == "lake:published" else "old_tables"]
+
+
+@pytest.mark.slow
+def test_a_writer_killed_before_publishing_then_run_again(
+    spark: Any, lakes: dict[str, Any], udacity: Path, tmp_path: Path
+) -> None:
+    """SIGKILL (through the command line) after every table is written, before _CURRENT changes: readers still read
+    the old lake; the next run publishes the new one, keeps the version before it, and removes the killed run's."""
+    from musicstream.engines import write_parquet
+
+    lake = tmp_path / "lake"
+    shutil.copytree(lakes["old"], lake)
+    killed = _spark_cli(lake, udacity, "lake:written")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert read_lake(lake) == lakes[f"{sees}_tables"]
-    if kill_at == "lake:written":  # one clean run after a kill is enough to show the recovery
-        again = _spark_cli(lake, udacity)
-        assert again.returncode == 0, again.stderr
-        assert read_lake(lake) == lakes["new_tables"]
-        versions = sorted(p.name for p in lake.iterdir() if p.name.startswith("v-"))
-        assert len(versions) == 2 and current(lake).name == versions[-1], "the current version and the one before"
-        assert sorted(p.name for p in lake.iterdir() if not p.name.startswith("v-")) == ["_CURRENT"]
+    assert read_lake(lake) == lakes["old_tables"]
+    assert len([p for p in lake.iterdir() if p.name.startswith("v-")]) == 2  # the old one and the unpublished one
+    write_parquet([udacity], str(lake))
+    assert read_lake(lake) == lakes["new_tables"]
+    versions = sorted(p.name for p in lake.iterdir() if p.name.startswith("v-"))
+    assert len(versions) == 2 and current(lake).name == versions[-1], "the current version and the one before"
+    assert sorted(p.name for p in lake.iterdir() if not p.name.startswith("v-")) == ["_CURRENT"]
 
 
 def test_the_lake_answers_the_reports_figures_with_duckdb(

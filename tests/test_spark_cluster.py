@@ -7,17 +7,14 @@ Marked ``cluster``: ``pytest -m "not cluster"`` skips them for a fast lane; CI r
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +23,11 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from conftest import rows
 from musicstream import LoadOptions, run_load
 from musicstream.config import Settings
 from musicstream.db.connection import Database
+from spark_cluster import free_port, standalone_cluster
 from test_order_independence import snapshot
 from test_spark import bookkeeping
 
@@ -38,73 +37,14 @@ _names = itertools.count()
 COUNTS = ("files_read", "files_skipped", "records_read", "records_loaded", "records_skipped", "duplicates", "rejected")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _alive_workers(webui: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{webui}/json/", timeout=5) as response:
-            return int(json.load(response).get("aliveworkers", 0))
-    except OSError:
-        return 0
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A Spark standalone master and two workers (1 core, 1 GB each) on 127.0.0.1, stopped by their process ids."""
-    import pyspark
-
+    """A Spark standalone master and two workers (1 core, 1 GB each) on 127.0.0.1 (tests/spark_cluster.py)."""
     from musicstream.engines import require_spark
 
     require_spark()  # Java 17+ and PySpark: CI installs both; missing, the test fails rather than skips
-    spark_home = Path(pyspark.__file__).parent
-    base = tmp_path_factory.mktemp("spark-cluster")
-    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(base)}
-    port, webui = _free_port(), _free_port()
-    master = f"spark://127.0.0.1:{port}"
-    spark_class = str(spark_home / "bin" / "spark-class")
-    processes: list[subprocess.Popen[bytes]] = []
-    logs: list[Any] = []
-
-    def start(name: str, *args: str) -> None:
-        log = (base / f"{name}.log").open("wb")
-        logs.append(log)
-        processes.append(
-            subprocess.Popen(
-                [spark_class, *args], env=env, cwd=base, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        )
-
-    start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-          "--webui-port", str(webui))  # fmt: skip
-    for n in (1, 2):
-        start(
-            f"worker{n}", "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1", "--cores", "1",
-            "--memory", "1g", "--webui-port", str(_free_port()), "--work-dir", str(base / f"work{n}"),
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while _alive_workers(webui) < 2:
-            assert all(p.poll() is None for p in processes), "a Spark daemon exited: see " + str(base)
-            assert time.monotonic() < deadline, "the Spark cluster did not come up in 120 s: see " + str(base)
-            time.sleep(1)
-        yield {"master": master, "webui": webui, "logs": base}
-    finally:
-        for process in processes:  # each daemon leads its own process group: its JVM and any child go with it
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for log in logs:
-            log.close()
+    with standalone_cluster(tmp_path_factory.mktemp("spark-cluster")) as started:
+        yield started
 
 
 @pytest.fixture
@@ -157,24 +97,13 @@ def _counts(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result[k] for k in (*COUNTS, "rows_added")}
 
 
-def test_the_public_sample_on_a_cluster_equals_the_local_engine(
-    cluster: dict[str, Any], tcp_db: Database, db: Database, udacity: Path
-) -> None:
-    on_cluster = _cluster_load(tcp_db, cluster, udacity)
-    local = run_load(db, [udacity], LoadOptions(workers=1))
-    assert on_cluster["status"] == "succeeded" and on_cluster["rows_added"]["trackplays"] == 6820
-    assert _counts(on_cluster) == _counts(local.as_dict())
-    assert snapshot(tcp_db) == snapshot(db)
-    assert bookkeeping(tcp_db) == bookkeeping(db)
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About 200,000 generated events, one day sent twice under another name (duplicates), songs kept apart."""
+    """About 50,000 generated events, one day sent twice under another name (duplicates), songs kept apart."""
     from musicstream.generate import generate
 
     root = tmp_path_factory.mktemp("generated")
-    generate(root, users=1000, days=31, songs=2000, seed=14, events=200_000)
+    generate(root, users=1000, days=31, songs=2000, seed=14, events=50_000)
     days = sorted((root / "log_data").rglob("*.json"))
     shutil.copy(days[5], days[5].with_name("resent-copy.json"))
     return root
@@ -184,11 +113,14 @@ def test_generated_data_with_duplicates_and_late_songs_equals_the_local_engine(
     cluster: dict[str, Any], tcp_db: Database, db: Database, generated: Path
 ) -> None:
     """Logs in a first run (duplicates in it), song files in a second (rule 8 moves known plays), on both."""
+    runs = []
     for paths in ([generated / "log_data"], [generated / "song_data"]):
         on_cluster = _cluster_load(tcp_db, cluster, *paths)
         local = run_load(db, paths, LoadOptions())
         assert _counts(on_cluster) == _counts(local.as_dict())
-    assert on_cluster["rows_added"]["plays_moved_to_catalog"] > 0
+        runs.append(on_cluster)
+    assert runs[0]["duplicates"] > 500 and runs[0]["event_records"] > 45_000
+    assert runs[1]["rows_added"]["plays_moved_to_catalog"] > 0
     assert snapshot(tcp_db) == snapshot(db)
     assert bookkeeping(tcp_db) == bookkeeping(db)
 
@@ -223,7 +155,7 @@ def test_an_executor_killed_mid_stage_is_retried_and_nothing_is_staged_twice(
     pause = {
         "MUSICSTREAM_PAUSE_AT": "task:1",
         "MUSICSTREAM_PAUSE_FILE": str(marker),
-        "MUSICSTREAM_PAUSE_SECONDS": "15",
+        "MUSICSTREAM_PAUSE_SECONDS": "10",
         "MUSICSTREAM_PAUSE_ONCE": "1",  # the retried task goes on at once
     }
     proc = _start(tcp_db, "load", "--engine", "spark", "--master", cluster["master"], "--json", str(udacity), env=pause)
@@ -244,18 +176,21 @@ def test_an_executor_killed_mid_stage_is_retried_and_nothing_is_staged_twice(
     assert bookkeeping(tcp_db) == bookkeeping(db)
 
 
-def test_a_killed_driver_changes_nothing_and_the_next_run_cleans_up(
+def test_the_public_sample_on_a_cluster_equals_the_local_engine_also_after_a_killed_driver(
     cluster: dict[str, Any], tcp_db: Database, db: Database, udacity: Path, tmp_path: Path
 ) -> None:
-    """The driver (the musicstream process) is killed while executors stage: the database keeps its committed
-    state; the staging schema it left is dropped by the next run, which ends equal to a clean run."""
+    """Three days, then the whole sample with the driver (the musicstream process) killed while executors stage:
+    the database keeps its committed state and the staging schema is left; the next run drops it, and the tables,
+    rejects, manifest and counts equal the local engine's."""
     days = udacity / "log_data" / "2018" / "11"
     first = tmp_path / "first"
     (first / "log_data").mkdir(parents=True)
     for day in ("2018-11-01", "2018-11-02", "2018-11-03"):
         shutil.copy(days / f"{day}-events.json", first / "log_data")
-    _cluster_load(tcp_db, cluster, first)
+    local_first = run_load(db, [first], LoadOptions(workers=1))
+    assert _counts(_cluster_load(tcp_db, cluster, first)) == _counts(local_first.as_dict())
     before = snapshot(tcp_db)
+    assert before == snapshot(db)
     marker = tmp_path / "paused"
     pause = {"MUSICSTREAM_PAUSE_AT": "task:0", "MUSICSTREAM_PAUSE_FILE": str(marker), "MUSICSTREAM_PAUSE_SECONDS": "5"}
     proc = _start(tcp_db, "load", "--engine", "spark", "--master", cluster["master"], str(udacity), env=pause)
@@ -270,18 +205,14 @@ def test_a_killed_driver_changes_nothing_and_the_next_run_cleans_up(
     assert snapshot(tcp_db) == before, "a killed run committed nothing"
     assert bookkeeping(tcp_db)["staging_schemas"], "the killed run's staging schema is left for the next run"
 
-    _cluster_load(tcp_db, cluster, udacity)
-    run_load(db, [first], LoadOptions(workers=1))
-    run_load(db, [udacity], LoadOptions(workers=1))
+    on_cluster = _cluster_load(tcp_db, cluster, udacity)
+    local = run_load(db, [udacity], LoadOptions(workers=1))
+    assert _counts(on_cluster) == _counts(local.as_dict())
     assert snapshot(tcp_db) == snapshot(db)
     assert bookkeeping(tcp_db) == bookkeeping(db)  # staging_schemas: none left
-    statuses = [row[0] for row in _rows(tcp_db, "SELECT status FROM etl_runs ORDER BY run_id")]
+    assert rows(tcp_db, "SELECT count(*) FROM trackplays") == [(6820,)]
+    statuses = [row[0] for row in rows(tcp_db, "SELECT status FROM etl_runs ORDER BY run_id")]
     assert statuses == ["succeeded", "abandoned", "succeeded"]
-
-
-def _rows(db: Database, query: str) -> list[tuple[Any, ...]]:
-    with db.connect() as conn:
-        return conn.execute(query).fetchall()  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -292,12 +223,12 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(folder / "bin" / "python")
 
 
-@pytest.mark.parametrize("output", ["postgres", "parquet"])
 def test_executors_without_musicstream_get_one_clear_message(
-    cluster: dict[str, Any], tcp_db: Database, udacity: Path, tmp_path: Path, bare_python: str, output: str
+    cluster: dict[str, Any], tcp_db: Database, udacity: Path, tmp_path: Path, bare_python: str
 ) -> None:
+    """For the PostgreSQL output (the Parquet output runs the same probe first: engines/spark.py write_parquet)."""
     before = snapshot(tcp_db)
-    target = ["--output", f"parquet:{tmp_path / 'lake'}"] if output == "parquet" else []
+    target: list[str] = []
     started = time.monotonic()
     code, out, err = _musicstream(
         tcp_db, "load", "--engine", "spark", "--master", cluster["master"], *target, str(udacity), python=bare_python
@@ -316,7 +247,7 @@ def test_executors_that_cannot_reach_the_database_are_told_so(
     cluster: dict[str, Any], pg15: dict[str, Any], udacity: Path
 ) -> None:
     """A URL the executors cannot reach (here: nobody can) is reported by the executors' probe, before any work."""
-    nowhere = Database(Settings(database_url=make_conninfo(pg15["url"], port=str(_free_port()), dbname="x")))
+    nowhere = Database(Settings(database_url=make_conninfo(pg15["url"], port=str(free_port()), dbname="x")))
     code, _out, err = _musicstream(nowhere, "load", "--engine", "spark", "--master", cluster["master"], str(udacity))
     assert code == 1 and "Traceback" not in err
     assert "error: the Spark executors cannot reach the database" in err and pg15["password"] not in err
