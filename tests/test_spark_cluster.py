@@ -149,8 +149,9 @@ def _wait_for(marker: Path, proc: subprocess.Popen[str], seconds: float = 180) -
 def test_an_executor_killed_mid_stage_is_retried_and_nothing_is_staged_twice(
     cluster: dict[str, Any], tcp_db: Database, db: Database, udacity: Path, tmp_path: Path
 ) -> None:
-    """The JVM of the executor running a staging task is killed (SIGKILL) while the task holds its partition:
-    Spark runs the task again on an executor it starts anew, and the run ends equal to a clean one."""
+    """The JVM of the executor running a staging task is killed (SIGKILL) once the task has written its rows,
+    before it commits (its Python worker goes with it, so that transaction rolls back): Spark runs the task again
+    on an executor it starts anew, and the run ends equal to a clean one, each file counted once."""
     marker = tmp_path / "paused"
     pause = {
         "MUSICSTREAM_PAUSE_AT": "task:1",
@@ -163,6 +164,8 @@ def test_an_executor_killed_mid_stage_is_retried_and_nothing_is_staged_twice(
         worker = _wait_for(marker, proc)
         executor = _executor_jvm_of(worker)
         os.kill(executor, signal.SIGKILL)
+        time.sleep(1)
+        orphan = Path(f"/proc/{worker}").exists()  # the lost attempt's Python worker, still holding its partition
         out, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
@@ -170,10 +173,24 @@ def test_an_executor_killed_mid_stage_is_retried_and_nothing_is_staged_twice(
     assert proc.returncode == 0, err
     with pytest.raises(ProcessLookupError):
         os.kill(executor, 0)  # it really died
+    print(f"the lost attempt's Python worker {'outlived' if orphan else 'died with'} its executor")
     local = run_load(db, [udacity], LoadOptions(workers=1))
     assert _counts(json.loads(out)) == _counts(local.as_dict()), "each file counted once"
     assert snapshot(tcp_db) == snapshot(db)
     assert bookkeeping(tcp_db) == bookkeeping(db)
+
+
+def test_a_task_lost_after_committing_is_retried_and_nothing_is_staged_twice(
+    cluster: dict[str, Any], tcp_db: Database, db: Database, udacity: Path, tmp_path: Path
+) -> None:
+    """A staging task's Python worker is killed (SIGKILL) right after its partition committed, before Spark heard
+    of it: the retried task removes the partition's rows and writes them again, so nothing is staged twice."""
+    lost = {"MUSICSTREAM_KILL_AT": "task-committed:1", "MUSICSTREAM_KILL_ONCE_FILE": str(tmp_path / "killed")}
+    on_cluster = _cluster_load(tcp_db, cluster, udacity, env=lost)
+    assert (tmp_path / "killed").exists(), "the task was killed once"
+    local = run_load(db, [udacity], LoadOptions(workers=1))
+    assert _counts(on_cluster) == _counts(local.as_dict()), "no play staged twice (no extra duplicates)"
+    assert snapshot(tcp_db) == snapshot(db)
 
 
 def test_the_public_sample_on_a_cluster_equals_the_local_engine_also_after_a_killed_driver(

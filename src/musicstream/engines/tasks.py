@@ -173,7 +173,6 @@ def stage_partition(
     out: list[tuple[Any, ...]] = []
     with psycopg.connect(conninfo, application_name="musicstream-spark") as conn, conn.transaction():
         _stage_transaction(conn, STAGE_LOCK, index, schema, ["stage_plays", "stage_songs", "stage_rejects"])
-        faults.point(f"task:{index}")
         with conn.cursor() as cur:
             for unit, blob in _units(items):
                 parsed, facts = read_unit(unit, blob)
@@ -191,7 +190,9 @@ def stage_partition(
                 path = unit.sources[0].path
                 out.extend(("user", *event, path) for event in parsed.users.values())
                 out.append(("count", parsed.skipped, parsed.logged_out, parsed.peak_rss_mb))
+        faults.point(f"task:{index}")  # its rows are written, not yet committed
         _done(conn, STAGE_LOCK, index)
+    faults.point(f"task-committed:{index}")  # committed; Spark does not know yet
     return iter(out)
 
 
