@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -268,3 +269,41 @@ def test_executors_that_cannot_reach_the_database_are_told_so(
     code, _out, err = _musicstream(nowhere, "load", "--engine", "spark", "--master", cluster["master"], str(udacity))
     assert code == 1 and "Traceback" not in err
     assert "error: the Spark executors cannot reach the database" in err and pg15["password"] not in err
+
+
+def test_the_readmes_cluster_recipe_runs_as_written(
+    cluster: dict[str, Any], tcp_db: Database, db: Database, udacity: Path, tmp_path: Path
+) -> None:
+    """The README's "Running on a cluster" block, run by bash in a folder of its own: a wheel of this project, an
+    environment for the executors packed by venv-pack, spark-submit with --archives and spark.pyspark.python.
+    Changed: the master, the executors' size, the database URL, the input, and where spark-submit and the project
+    are; every other word is the README's (a README that drifts from these fails here)."""
+    import pyspark
+
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Running on a cluster\n\n```sh\n", 1)[1].split("```", 1)[0]
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    python = shlex.quote(sys.executable)
+    for old, new in (
+        ("pip wheel --no-deps -w dist .", f"{python} -m pip wheel --no-deps -w dist {shlex.quote(str(ROOT))}"),
+        ("python -m venv env", f"{python} -m venv env"),
+        ("spark-submit --master yarn", f"{shlex.quote(str(spark_submit))} --master {cluster['master']}"),
+        ("--num-executors 8 --executor-cores 4 --executor-memory 4g", "--executor-cores 1 --executor-memory 1g"),
+        ("'postgresql://loader@db.internal:5432/musicstreamdb?sslmode=require'", shlex.quote(tcp_db.conninfo)),
+        ("s3a://bucket/sparkify/", shlex.quote(str(udacity))),
+    ):
+        assert block.count(old) == 1, f"the README's recipe changed: {old!r} is not in it once"
+        block = block.replace(old, new)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MUSICSTREAM_", "PYSPARK_", "VIRTUAL_ENV"))}
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = done.stdout.rindex("\n{\n")  # the load's --json, after pip's and venv-pack's own output
+    result = json.loads(done.stdout[last:])
+    assert result["status"] == "succeeded" and result["rows_added"]["trackplays"] == 6820
+    assert rows(tcp_db, "SELECT engine FROM etl_runs") == [("spark",)]
+    run_load(db, [udacity], LoadOptions(workers=1))
+    assert snapshot(tcp_db) == snapshot(db)
