@@ -93,7 +93,8 @@ def test_a_writer_killed_before_publishing_then_run_again(
     spark: Any, lakes: dict[str, Any], udacity: Path, tmp_path: Path
 ) -> None:
     """SIGKILL (through the command line) after every table is written, before _CURRENT changes: readers still read
-    the old lake; the next run publishes the new one, keeps the version before it, and removes the killed run's."""
+    the old lake; the next run publishes the new one, keeps the version before it, and removes the killed run's (and
+    a pointer file a publish killed before its rename would leave)."""
     from musicstream.engines import write_parquet
 
     lake = tmp_path / "lake"
@@ -102,6 +103,7 @@ def test_a_writer_killed_before_publishing_then_run_again(
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert read_lake(lake) == lakes["old_tables"]
     assert len([p for p in lake.iterdir() if p.name.startswith("v-")]) == 2  # the old one and the unpublished one
+    (lake / "._CURRENT-x1y2z3").write_text("v-what-a-publish-killed-before-its-rename-left\n")
     write_parquet([udacity], str(lake))
     assert read_lake(lake) == lakes["new_tables"]
     versions = sorted(p.name for p in lake.iterdir() if p.name.startswith("v-"))

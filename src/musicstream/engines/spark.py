@@ -633,11 +633,12 @@ def _write_text(fs: Any, path: Any, text: str) -> None:
 
 
 def _clean(spark: SparkSession, target: str, keep: set[str | None]) -> None:
-    """Remove the lake's versions other than ``keep``, unpublished ones of killed runs, and the tables of the
-    layout before versions (one folder per table at the top)."""
+    """Remove the lake's versions other than ``keep``, unpublished ones of killed runs, a pointer file a killed
+    publish left half-way, and the tables of the layout before versions (one folder per table at the top)."""
     fs, root = _filesystem(spark, target)
     for status in fs.listStatus(root):
         name = str(status.getPath().getName())
         old_layout = name in LAKE_TABLES or (name.startswith(".") and name[1:].split("-")[0] in LAKE_TABLES)
-        if (name.startswith("v-") and name not in keep) or old_layout:
+        stale_pointer = name.startswith(f".{POINTER}-")  # a publish killed between writing and renaming it
+        if (name.startswith("v-") and name not in keep) or old_layout or stale_pointer:
             fs.delete(status.getPath(), True)
