@@ -216,7 +216,9 @@ SELECT count(*) FILTER (WHERE inserted) FROM ins;
 
 -- name: insert_plays
 -- Rules 1 and 2: a play per NextSong event; a natural key seen before (in the database or earlier in this
--- run) is a duplicate and changes nothing. Within the run the earliest event of a key wins.
+-- run) is a duplicate and changes nothing. Within the run the earliest event of a key wins; of events at the same
+-- instant, the one whose content sorts first (byte order, NULLs last), so that neither file names nor read order
+-- choose (engines/spark's star.sql `facts` says the same).
 INSERT INTO trackplays (start_time, user_id, tier, track_id, artist_id, session_id, item_in_session,
                         location, user_agent, name_id)
 SELECT DISTINCT ON (p.user_id, p.session_id, p.item_in_session)
@@ -228,7 +230,8 @@ WHERE %(after_play)s = 0 OR NOT EXISTS (  -- no plays before this run: nothing t
     SELECT 1 FROM trackplays t
     WHERE t.user_id = p.user_id AND t.session_id = p.session_id AND t.item_in_session = p.item_in_session
 )
-ORDER BY p.user_id, p.session_id, p.item_in_session, p.ts;
+ORDER BY p.user_id, p.session_id, p.item_in_session, p.ts, p.song_title COLLATE "C", p.artist_name COLLATE "C",
+         p.length_ms, p.tier COLLATE "C", p.location COLLATE "C" NULLS LAST, p.user_agent COLLATE "C" NULLS LAST;
 
 -- name: drop_unused_names
 -- A name added by this run that only duplicates of known plays used.

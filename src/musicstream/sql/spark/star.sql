@@ -82,13 +82,17 @@ SELECT title_key, artist_key, length_ms, song_title, artist_name, artist_id, art
 FROM resolved;
 
 -- name: facts
--- Rules 1 and 2: one play per natural key, the earliest event winning, with what its name resolves to.
+-- Rules 1 and 2: one play per natural key, the earliest event winning (of events at the same instant, the one whose
+-- content sorts first, as load/merge.sql's insert_plays), with what its name resolves to.
 CREATE OR REPLACE TEMP VIEW facts AS
 SELECT CAST(timestamp_millis(p.ts) AS TIMESTAMP_NTZ) AS start_time, p.user_id, p.tier, r.track_id, r.artist_id,
        p.session_id, p.item_in_session, p.location, p.user_agent,
        r.song_title, r.artist_name, p.length_ms
 FROM (
-    SELECT *, row_number() OVER (PARTITION BY user_id, session_id, item_in_session ORDER BY ts, path, line) AS pick
+    SELECT *, row_number() OVER (
+        PARTITION BY user_id, session_id, item_in_session
+        ORDER BY ts, song_title, artist_name, length_ms, tier, location ASC NULLS LAST, user_agent ASC NULLS LAST
+    ) AS pick
     FROM plays
 ) p
 JOIN resolution r ON r.title_key = p.title_key AND r.artist_key = p.artist_key AND r.length_ms = p.length_ms
