@@ -43,6 +43,7 @@ MERGE_STEPS = [
     "insert_plays",
     "drop_unused_names",
     "insert_time",
+    "session_sums",
     "rollup_sessions",
     "rollup_hours",
     "rebuild_indexes",

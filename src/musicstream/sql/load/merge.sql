@@ -250,32 +250,37 @@ FROM (SELECT DISTINCT start_time FROM trackplays WHERE trackplay_id > %(after_pl
 WHERE NOT EXISTS (SELECT 1 FROM timetb t WHERE t.start_time = s.start_time)
 ORDER BY start_time;
 
+-- name: session_sums
+-- The report's rollups (schema 0006) take the plays this run added: aggregated per row here, then added to the
+-- rows already there (rollup_sessions). A hash aggregate, no sort, written to a temporary table so that parallel
+-- workers can share it (an INSERT's SELECT runs on one core): the first and last item are the smallest and largest
+-- (millisecond of the day, item) packed into one bigint (86,400,000 ms × 2^32 fits), and the text keys are grouped
+-- by bytes ("C"): equality is all a group needs.
+CREATE TEMP TABLE session_sums ON COMMIT DROP AS
+SELECT p.start_time::date AS day, p.tier COLLATE "C" AS tier, p.user_id, p.session_id,
+       p.location COLLATE "C" AS location, p.user_agent COLLATE "C" AS user_agent,
+       count(*) AS plays, sum(n.length_ms) AS length_ms, count(*) FILTER (WHERE NOT t.is_inferred) AS catalog_plays,
+       min(p.start_time) AS first_play, max(p.start_time) AS last_play,
+       min(k.key) AS first_key, max(k.key) AS last_key, bit_or(1 << date_part('hour', p.start_time)::int) AS hours
+FROM trackplays p
+CROSS JOIN LATERAL (
+    SELECT round(date_part('epoch', p.start_time - p.start_time::date) * 1000)::bigint * 4294967296
+           + p.item_in_session + 2147483648 AS key
+) k
+JOIN play_names n USING (name_id)
+LEFT JOIN tracks t ON t.track_id = p.track_id
+WHERE p.trackplay_id > %(after_play)s
+GROUP BY 1, 2, 3, 4, 5, 6;
+
 -- name: rollup_sessions
--- The report's rollups (schema 0006) take the plays this run added: aggregated per row, then added to the row
--- already there (counts summed, the earlier first play and the later last play kept). A hash aggregate, no sort:
--- the first and last item are the smallest and largest (millisecond of the day, item) packed into one bigint
--- (86,400,000 ms × 2^32 fits), and the text keys are grouped by bytes ("C"): equality is all a group needs.
+-- The run's session rows added to those already there: counts summed, the earlier first play and the later last
+-- play kept.
 INSERT INTO rollup_sessions AS r (day, tier, user_id, session_id, location, user_agent, plays, length_ms,
                                   catalog_plays, first_play, first_item, last_play, last_item, hours)
 SELECT day, tier, user_id, session_id, location, user_agent, plays, length_ms, catalog_plays,
        first_play, (mod(first_key, 4294967296) - 2147483648)::int, last_play, (mod(last_key, 4294967296) - 2147483648)::int,
        hours
-FROM (
-    SELECT p.start_time::date AS day, p.tier COLLATE "C" AS tier, p.user_id, p.session_id,
-           p.location COLLATE "C" AS location, p.user_agent COLLATE "C" AS user_agent,
-           count(*) AS plays, sum(n.length_ms) AS length_ms, count(*) FILTER (WHERE NOT t.is_inferred) AS catalog_plays,
-           min(p.start_time) AS first_play, max(p.start_time) AS last_play,
-           min(k.key) AS first_key, max(k.key) AS last_key, bit_or(1 << date_part('hour', p.start_time)::int) AS hours
-    FROM trackplays p
-    CROSS JOIN LATERAL (
-        SELECT round(date_part('epoch', p.start_time - p.start_time::date) * 1000)::bigint * 4294967296
-               + p.item_in_session + 2147483648 AS key
-    ) k
-    JOIN play_names n USING (name_id)
-    LEFT JOIN tracks t ON t.track_id = p.track_id
-    WHERE p.trackplay_id > %(after_play)s
-    GROUP BY 1, 2, 3, 4, 5, 6
-) s
+FROM session_sums
 ORDER BY 1, 2, 3, 4
 ON CONFLICT (day, tier, user_id, session_id, md5(location), md5(user_agent)) DO UPDATE
 SET plays = r.plays + excluded.plays,
@@ -288,6 +293,16 @@ SET plays = r.plays + excluded.plays,
     last_item = CASE WHEN (excluded.last_play, excluded.last_item) > (r.last_play, r.last_item)
                      THEN excluded.last_item ELSE r.last_item END,
     hours = r.hours | excluded.hours;
+
+-- name: rollup_sessions_first
+-- rollup_sessions on a first load: the rollup is empty and its key deferred (db/bulk.py), so the run's rows go in
+-- as they are; the key, built after, checks that they are distinct.
+INSERT INTO rollup_sessions (day, tier, user_id, session_id, location, user_agent, plays, length_ms,
+                             catalog_plays, first_play, first_item, last_play, last_item, hours)
+SELECT day, tier, user_id, session_id, location, user_agent, plays, length_ms, catalog_plays,
+       first_play, (mod(first_key, 4294967296) - 2147483648)::int, last_play, (mod(last_key, 4294967296) - 2147483648)::int,
+       hours
+FROM session_sums;
 
 -- name: rollup_hours
 INSERT INTO rollup_hours AS r (day, hour, tier, plays)
