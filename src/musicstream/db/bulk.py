@@ -79,11 +79,7 @@ def defer_indexes(conn: psycopg.Connection[Any], tables: list[str], keys: Sequen
             if row is None or row[0]:
                 continue
             for name, definition in conn.execute(_SECONDARY, (table,)).fetchall():
-                conn.execute(
-                    "INSERT INTO deferred_indexes (index_name, definition) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    (name, definition),
-                )
-                conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+                _defer_index(conn, name, definition)
             for name, definition in conn.execute(_FOREIGN_KEYS, (table,)).fetchall():
                 add = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
                     ident,
@@ -99,11 +95,16 @@ def defer_indexes(conn: psycopg.Connection[Any], tables: list[str], keys: Sequen
                 for name, quoted, primary, index_definition in conn.execute(_KEYS, (table,)).fetchall():
                     _defer_key(conn, ident, name, quoted, primary, index_definition)
                 for name, definition in conn.execute(_UNIQUE_INDEXES, (table,)).fetchall():
-                    conn.execute(
-                        "INSERT INTO deferred_indexes (index_name, definition) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                        (name, definition),
-                    )
-                    conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+                    _defer_index(conn, name, definition)
+
+
+def _defer_index(conn: psycopg.Connection[Any], name: str, definition: str) -> None:
+    """Record an index (its name and PostgreSQL's own definition of it), then drop it."""
+    conn.execute(
+        "INSERT INTO deferred_indexes (index_name, definition) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (name, definition),
+    )
+    conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
 
 
 def _defer_key(
