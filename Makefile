@@ -61,8 +61,11 @@ test-deps:
 	  else echo "The tests need: sudo apt-get install $(TEST_PACKAGES)" >&2; exit 1; fi; \
 	fi
 
+# Two worker processes (pytest-xdist), a test file each at a time: most tests wait on PostgreSQL, Spark's JVMs
+# or a subprocess, so two keep both cores of a small machine busy. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 pytest: setup test-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint pytest
 
