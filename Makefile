@@ -65,7 +65,7 @@ test-deps:
 # or a subprocess, so two keep both cores of a small machine busy. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 2
 pytest: setup test-deps
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 
 test: lint pytest
 

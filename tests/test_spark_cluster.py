@@ -100,11 +100,11 @@ def _counts(result: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About 50,000 generated events, one day sent twice under another name (duplicates), songs kept apart."""
+    """About 200,000 generated events, one day sent twice under another name (duplicates), songs kept apart."""
     from musicstream.generate import generate
 
     root = tmp_path_factory.mktemp("generated")
-    generate(root, users=1000, days=31, songs=2000, seed=14, events=50_000)
+    generate(root, users=1000, days=31, songs=2000, seed=14, events=200_000)
     days = sorted((root / "log_data").rglob("*.json"))
     shutil.copy(days[5], days[5].with_name("resent-copy.json"))
     return root
@@ -120,7 +120,7 @@ def test_generated_data_with_duplicates_and_late_songs_equals_the_local_engine(
         local = run_load(db, paths, LoadOptions())
         assert _counts(on_cluster) == _counts(local.as_dict())
         runs.append(on_cluster)
-    assert runs[0]["duplicates"] > 500 and runs[0]["event_records"] > 45_000
+    assert runs[0]["duplicates"] > 500 and runs[0]["event_records"] > 180_000
     assert runs[1]["rows_added"]["plays_moved_to_catalog"] > 0
     assert snapshot(tcp_db) == snapshot(db)
     assert bookkeeping(tcp_db) == bookkeeping(db)
