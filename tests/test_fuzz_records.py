@@ -3,6 +3,7 @@ well-formed event is never lost: it always comes back as a play or a user event 
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -12,7 +13,16 @@ from hypothesis import strategies as st
 from musicstream.extract.values import Reject, iter_json_values
 from musicstream.load.rejects import raw_text
 from musicstream.transform.normalize import length_ms, name_key
-from musicstream.transform.records import Skip, Song, parse_event, parse_song
+from musicstream.transform.records import (
+    Skip,
+    Song,
+    UserEvent,
+    keep_latest,
+    latest_of,
+    parse_event,
+    parse_song,
+    user_event,
+)
 
 OUTCOMES = (tuple, Skip, Reject)
 json_values = st.recursive(
@@ -97,3 +107,35 @@ def test_good_events_are_never_lost(
     assert (play.title_key, play.artist_key) == (name_key(song), name_key(artist))
     assert play.user_agent == "Mozilla/5.0"
     assert user_event.user_id == user and user_event.first_name == "A"
+
+
+# Rule 3 across files, in any order: the Spark engine reduces each file's latest events with latest_of in whatever
+# order its tasks finish; the local engine keeps the latest in reading order (files by path, lines in order).
+# Small ranges make ties on (ts, session, item) common, within a file and across files.
+rule3_files = st.dictionaries(
+    st.sampled_from(["a.json", "b.json", "c/a.json", "c/b.json", "d.json"]),
+    st.lists(st.tuples(st.integers(1, 2), st.integers(0, 2), st.integers(0, 1), st.integers(0, 1)), max_size=8),
+    min_size=1,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(files=rule3_files, data=st.data())
+def test_rule3_in_any_order_equals_reading_order(files: dict[str, list[tuple[int, int, int, int]]], data: Any) -> None:
+    def event(path: str, line: int, ts: int, session: int, item: int, user: int) -> UserEvent:
+        return user_event(ts, session, item, user, f"{path}:{line}", "x", None, "free")
+
+    expected: dict[int, UserEvent] = {}
+    per_file: list[tuple[tuple[Any, ...], str]] = []
+    for path in sorted(files):  # the local engine's reading order
+        kept: dict[int, UserEvent] = {}
+        for line, fields in enumerate(files[path]):
+            keep_latest(expected, event(path, line, *fields))
+            keep_latest(kept, event(path, line, *fields))
+        per_file += [(tuple(e), path) for e in kept.values()]
+    shuffled = data.draw(st.permutations(per_file))
+    by_user: dict[int, list[tuple[tuple[Any, ...], str]]] = {}
+    for item in shuffled:
+        by_user.setdefault(item[0][3], []).append(item)
+    reduced = {user: functools.reduce(latest_of, items)[0] for user, items in by_user.items()}
+    assert reduced == {user: tuple(e) for user, e in expected.items()}

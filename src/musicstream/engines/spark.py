@@ -5,8 +5,9 @@ The driver lists the input files (local paths, ``s3://`` through fsspec, Hadoop 
 with the local engine's parser (``engines/tasks.py``), so records and rejects are those of the local engine.
 
 - PostgreSQL output: executors COPY their rows into unlogged tables of a staging schema of the run's own;
-  Spark picks each user's latest event; then the load's one transaction runs the local engine's merge SQL on
-  those rows and drops the schema (``load/pipeline.py`` drives it, through ``SparkEngine``).
+  each user's latest event is found with the local engine's rule 3 (``transform.records.latest_of``); then the
+  load's one transaction runs the local engine's merge SQL on those rows and drops the schema
+  (``load/pipeline.py`` drives it, through ``SparkEngine``).
 - Parquet output: Spark computes the whole star schema (``sql/spark/star.sql``) and writes a Parquet lake.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from pyspark import StorageLevel
+from pyspark import RDD, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from musicstream.config import mask
@@ -48,14 +49,16 @@ from musicstream.load.faults import point
 from musicstream.load.staging import create_staging
 from musicstream.load.state import RunState
 from musicstream.load.stats import LoadResult, peak_rss_mb
+from musicstream.transform.records import latest_of
 
 DEFAULT_MASTER = "local[2]"
 HADOOP_SPECIAL = ",{}[]*?\\"  # characters Spark's binaryFiles reads as list separators or glob patterns
 SONGS_PER_UNIT = 256
 STAGE_PREFIX = "musicstream_stage_"
+USER_EVENT_FIELDS = ("ts", "session_id", "item_in_session", "user_id", "first_name", "last_name", "gender", "tier")
 USER_EVENT_SCHEMA = (
     "ts bigint, session_id int, item_in_session int, user_id int, first_name string, last_name string, "
-    "gender string, tier string, path string"
+    "gender string, tier string"
 )
 HADOOP_AWS_HINT = (
     "s3a:// needs Hadoop's S3A connector (hadoop-aws and its AWS SDK bundle) on the Spark classpath: EMR, "
@@ -379,13 +382,8 @@ class SparkEngine:
         staged.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             facts = staged.filter(lambda row: row[0] != "user").collect()
-            events = self.spark.createDataFrame(
-                staged.filter(lambda row: row[0] == "user").map(lambda row: row[1:]), USER_EVENT_SCHEMA
-            )
-            latest = latest_users(self.spark, events)
-            latest.rdd.mapPartitionsWithIndex(
-                functools.partial(stage_users, conninfo=self.conninfo, schema=schema)
-            ).sum()
+            latest = latest_users(staged.filter(lambda row: row[0] == "user").map(lambda row: (row[1:9], row[9])))
+            latest.mapPartitionsWithIndex(functools.partial(stage_users, conninfo=self.conninfo, schema=schema)).sum()
         finally:
             staged.unpersist()
         manifest = _fold(result, facts, {f.path: f for f in files})
@@ -444,10 +442,10 @@ def _fold(
     return manifest
 
 
-def latest_users(spark: SparkSession, events: DataFrame) -> DataFrame:
-    events.createOrReplaceTempView("user_events")
-    spark.sql(named_statements("spark/star")["latest_users"])
-    return spark.table("latest_users")
+def latest_users(events: RDD[tuple[tuple[Any, ...], str]]) -> RDD[tuple[Any, ...]]:
+    """Rule 3 over the run's files: from each file's latest event of each user (a UserEvent's fields, and the file's
+    path), each user's latest event, by the one definition the local engine also keeps (``latest_of``)."""
+    return events.map(lambda event: (event[0][3], event)).reduceByKey(latest_of).map(lambda pair: pair[1][0])
 
 
 def jvm_peak_rss_mb(spark: SparkSession) -> float:
@@ -482,8 +480,11 @@ def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = No
     try:
         small = rows.where(rows.kind.isin("file", "count")).select(*_FACT_COLUMNS).collect()
         _fold(result, [_fact(tuple(r)) for r in small], {f.path: f for f in files})
-        for kind, view in (("play", "plays"), ("song", "songs"), ("user", "user_events")):
+        for kind, view in (("play", "plays"), ("song", "songs")):
             rows.where(rows.kind == kind).createOrReplaceTempView(view)
+        events = rows.where(rows.kind == "user").select(*USER_EVENT_FIELDS, "path").rdd
+        latest = latest_users(events.map(lambda row: (tuple(row[:-1]), row[-1])))
+        spark.createDataFrame(latest, USER_EVENT_SCHEMA).createOrReplaceTempView("latest_users")
         for name, statement in named_statements("spark/star").items():
             spark.sql(statement)
             if name in ("catalog_tracks", "resolution", "facts"):  # each is read by several tables

@@ -58,10 +58,21 @@ def user_event(
 
 
 def keep_latest(users: dict[int, UserEvent], event: UserEvent) -> None:
-    """Rule 3: keep, per user, the event that is latest by (ts, session, item); ties keep the one seen first."""
+    """Rule 3 in reading order: keep, per user, the event that is latest by (ts, session, item) (a UserEvent's first
+    three fields); ties keep the one seen first. Files are read in the order of their paths."""
     current = users.get(event.user_id)
     if current is None or event[:3] > current[:3]:
         users[event.user_id] = event
+
+
+def latest_of(a: tuple[tuple[Any, ...], str], b: tuple[tuple[Any, ...], str]) -> tuple[tuple[Any, ...], str]:
+    """Rule 3 in any order: of two events of one user (a UserEvent's fields), each with the path of its file (each
+    file's latest, as ``keep_latest`` kept it), the later by (ts, session, item); of equals, the one of the file
+    whose path sorts first, the one ``keep_latest`` would have seen first. Associative and commutative, so that
+    the Spark engine can reduce with it in whatever order its tasks finish, and get what the local engine keeps."""
+    if a[0][:3] != b[0][:3]:
+        return a if a[0][:3] > b[0][:3] else b
+    return a if a[1] <= b[1] else b
 
 
 class Song(NamedTuple):

@@ -1,17 +1,8 @@
 -- Spark SQL: the star schema of docs/SCHEMA.md computed from one run's parsed rows, for the Parquet output.
 -- Each statement mirrors a step of load/merge.sql on an empty database, so the tables come out equal to a fresh
 -- PostgreSQL load. Strings compare in byte order (Spark's default, like the "C" collation); PostgreSQL sorts
--- NULLs last, so orderings say so. Input views: plays, songs, user_events (see engines/spark.py).
-
--- name: latest_users
--- Rule 3: a user's row carries the latest event by (ts, session, item); ties keep the first file read.
-CREATE OR REPLACE TEMP VIEW latest_users AS
-SELECT ts, session_id, item_in_session, user_id, first_name, last_name, gender, tier
-FROM (
-    SELECT *, row_number() OVER (
-        PARTITION BY user_id ORDER BY ts DESC, session_id DESC, item_in_session DESC, path) AS pick
-    FROM user_events
-) WHERE pick = 1;
+-- NULLs last, so orderings say so. Input views: plays, songs, and latest_users (rule 3: each user's latest event,
+-- reduced by engines/spark.py with the local engine's own rule, transform/records.py `latest_of`).
 
 -- name: catalog_tracks
 -- Rule 5: one record per song id, the one that sorts first by (title, artist_id, duration, year, artist key).
