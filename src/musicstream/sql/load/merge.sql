@@ -226,9 +226,14 @@ SELECT DISTINCT ON (p.user_id, p.session_id, p.item_in_session)
        p.session_id, p.item_in_session, p.location, p.user_agent, n.name_id
 FROM stage_plays p
 JOIN play_names n USING (artist_key, title_key, length_ms)
-WHERE %(after_play)s = 0 OR NOT EXISTS (  -- no plays before this run: nothing to look up
+-- A plain NOT EXISTS, which the planner makes an anti-join: an index probe per staged play (an OR around it, as
+-- before, kept it a subplan that hashed every stored key: a cost that grew with the table, not with the run; 1M
+-- plays stored: 3.3 s → 2.8 s for one more day). With no plays before this run the lookup's condition is false
+-- at planning, and the anti-join reads nothing.
+WHERE NOT EXISTS (
     SELECT 1 FROM trackplays t
-    WHERE t.user_id = p.user_id AND t.session_id = p.session_id AND t.item_in_session = p.item_in_session
+    WHERE %(after_play)s > 0
+      AND t.user_id = p.user_id AND t.session_id = p.session_id AND t.item_in_session = p.item_in_session
 )
 ORDER BY p.user_id, p.session_id, p.item_in_session, p.ts, p.song_title COLLATE "C", p.artist_name COLLATE "C",
          p.length_ms, p.tier COLLATE "C", p.location COLLATE "C" NULLS LAST, p.user_agent COLLATE "C" NULLS LAST;
