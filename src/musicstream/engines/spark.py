@@ -49,14 +49,13 @@ from musicstream.load.faults import point
 from musicstream.load.staging import create_staging
 from musicstream.load.state import RunState
 from musicstream.load.stats import LoadResult, peak_rss_mb
-from musicstream.transform.records import latest_of
+from musicstream.transform.records import UserEvent, latest_of
 
 DEFAULT_MASTER = "local[2]"
 HADOOP_SPECIAL = ",{}[]*?\\"  # characters Spark's binaryFiles reads as list separators or glob patterns
 SONGS_PER_UNIT = 256
 STAGE_PREFIX = "musicstream_stage_"
-USER_EVENT_FIELDS = ("ts", "session_id", "item_in_session", "user_id", "first_name", "last_name", "gender", "tier")
-USER_EVENT_SCHEMA = (
+USER_EVENT_SCHEMA = (  # UserEvent's fields, typed for Spark
     "ts bigint, session_id int, item_in_session int, user_id int, first_name string, last_name string, "
     "gender string, tier string"
 )
@@ -482,7 +481,7 @@ def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = No
         _fold(result, [_fact(tuple(r)) for r in small], {f.path: f for f in files})
         for kind, view in (("play", "plays"), ("song", "songs")):
             rows.where(rows.kind == kind).createOrReplaceTempView(view)
-        events = rows.where(rows.kind == "user").select(*USER_EVENT_FIELDS, "path").rdd
+        events = rows.where(rows.kind == "user").select(*UserEvent._fields, "path").rdd
         latest = latest_users(events.map(lambda row: (tuple(row[:-1]), row[-1])))
         spark.createDataFrame(latest, USER_EVENT_SCHEMA).createOrReplaceTempView("latest_users")
         for name, statement in named_statements("spark/star").items():
