@@ -197,8 +197,42 @@ def test_events_of_one_key_at_one_instant_pick_the_same_play_whatever_the_file_n
     (logs / other).write_text(json.dumps(event(song="Zulu")) + "\n" + json.dumps(event(song="Alpha")) + "\n")
     result = run_load(db, [tmp_path])
     assert (result.records_loaded, result.duplicates) == (1, 2)
+    assert "natural_key" not in result.timings  # the first load's unsorted insert met the repeated key, and gave way
     # "Alpha" sorts before "Zulu"; of the two "Alpha"s, a NULL location sorts last
     assert rows(db, "SELECT song_title, location FROM trackplays JOIN play_names USING (name_id)") == [
         ("Alpha", "Phoenix-Mesa-Scottsdale, AZ")
     ]
     assert rows(db, "SELECT count(*) FROM play_names") == [(1,)]
+
+
+def test_a_first_load_without_repeated_keys_inserts_unsorted_and_keeps_the_key(db: Database, tmp_path: Path) -> None:
+    """A first load whose plays repeat no natural key takes insert_plays_first (no sort), its key's index built at
+    once; the table ends with the same key, which then refuses a repeated play as before."""
+    from test_rejects import event
+
+    logs = tmp_path / "log_data"
+    logs.mkdir()
+    (logs / "a.json").write_text(
+        "".join(json.dumps(event(song=song, itemInSession=item)) + "\n" for item, song in enumerate("ABC"))
+    )
+    result = run_load(db, [tmp_path])
+    assert (result.records_loaded, result.duplicates) == (3, 0)
+    assert "natural_key" in result.timings
+    assert rows(
+        db, "SELECT item_in_session, song_title FROM trackplays JOIN play_names USING (name_id) ORDER BY 1"
+    ) == [
+        (0, "A"),
+        (1, "B"),
+        (2, "C"),
+    ]
+    assert rows(
+        db,
+        "SELECT contype, pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'trackplays_natural_key'",
+    ) == [("u", "UNIQUE (user_id, session_id, item_in_session)")]
+    with pytest.raises(psycopg.errors.UniqueViolation), psycopg.connect(db.conninfo) as conn:
+        conn.execute(
+            "INSERT INTO trackplays (start_time, user_id, tier, track_id, artist_id, session_id, item_in_session,"
+            " name_id) SELECT start_time, user_id, tier, track_id, artist_id, session_id, item_in_session, name_id"
+            " FROM trackplays"
+            " LIMIT 1"
+        )

@@ -107,12 +107,17 @@ def _defer_index(conn: psycopg.Connection[Any], name: str, definition: str) -> N
     conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
 
 
+def key_index_name(key: str) -> str:
+    """The name of the unique index a deferred key is built as, before it is attached as the key."""
+    return f"{key[:57]}_build"
+
+
 def _defer_key(
     conn: psycopg.Connection[Any], table: sql.Identifier, name: str, quoted: str, primary: bool, index_definition: str
 ) -> None:
     """Record a key as two statements, its unique index under a name of its own (built with the other indexes)
     and the constraint that takes that index over (attached last), then drop it."""
-    build = f"{name[:57]}_build"
+    build = key_index_name(name)
     named = f"INDEX {quoted} ON "  # as pg_get_indexdef writes the name
     if named not in index_definition:
         raise AssertionError(f"unexpected definition of the index of key {name}: {index_definition}")
