@@ -206,8 +206,8 @@ def test_events_of_one_key_at_one_instant_pick_the_same_play_whatever_the_file_n
 
 
 def test_a_first_load_without_repeated_keys_inserts_unsorted_and_keeps_the_key(db: Database, tmp_path: Path) -> None:
-    """A first load whose plays repeat no natural key takes insert_plays_first (no sort), its key's index built at
-    once; the table ends with the same key, which then refuses a repeated play as before."""
+    """A first load whose plays repeat no natural key inserts them without insert_plays' sort, its key's
+    index built at once; the table ends with the same key, which then refuses a repeated play as before."""
     from test_rejects import event
 
     logs = tmp_path / "log_data"

@@ -156,6 +156,15 @@ def rebuild_indexes(conn: psycopg.Connection[Any], *, attach_keys: bool = True) 
     return len(done)
 
 
+def deferred_definition(conn: psycopg.Connection[Any], name: str) -> str | None:
+    """The statement that builds the recorded index ``name``, when it is recorded and not built yet; else None."""
+    row = conn.execute(
+        "SELECT definition FROM deferred_indexes WHERE index_name = %(name)s AND to_regclass(%(name)s) IS NULL",
+        {"name": name},
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def attach_deferred_keys(conn: psycopg.Connection[Any]) -> int:
     """Attach the deferred keys to the unique indexes ``rebuild_indexes`` built; returns how many."""
     return rebuild_indexes(conn)
