@@ -23,6 +23,7 @@ from musicstream.db.connection import Database
 from musicstream.engines import native, read
 from musicstream.engines.read import LogBatchTask, LogTask, Parsed, parse_log_lines, parse_log_native
 from musicstream.load.staging import PLAY_COLUMNS
+from musicstream.transform.normalize import name_key
 from musicstream.transform.records import keep_latest
 
 AGENTS = ['"Mozilla/5.0 (Windows NT 6.1)"', "Mozilla/5.0 (X11)", '""', '"', "", None]
@@ -395,3 +396,20 @@ def test_a_batch_with_ties_and_a_missing_file(tmp_path: Path) -> None:
     gone = read.parse_log_batch(LogBatchTask((str(first), str(tmp_path / "gone.json"), str(second))))
     assert [f.path for f in gone.files] == [str(first), str(tmp_path / "gone.json"), str(second)]
     assert "cannot read file" in gone.rejects[0][2] and gone.users[999].first_name == "Early"
+
+
+_CHARS = "".join(map(chr, range(128))) + "\x85\xa0\u2003ÉéßẞİﬁＡ\u0130\u212a\u3000"
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=st.lists(st.text(alphabet=st.sampled_from(_CHARS), max_size=12), max_size=30))
+def test_name_keys_of_a_block_are_rule_6s(names: list[str]) -> None:
+    """The block's name keys (ASCII names in compiled code, the others by the Python definition) equal
+    ``name_key`` name for name: every ASCII character, Python's white space that is not ASCII, case folds that
+    differ from lowercasing, and NFKC's compatibility forms, in ASCII-only and mixed blocks."""
+    assert native.name_keys(pl.Series(names, dtype=pl.String)).to_list() == [name_key(name) for name in names]
+
+
+def test_name_keys_see_every_ascii_character() -> None:
+    names = [f"A{chr(c)}b {chr(c)}" for c in range(128)] + [chr(c) * 3 for c in range(128)]
+    assert native.name_keys(pl.Series(names, dtype=pl.String)).to_list() == [name_key(name) for name in names]
