@@ -236,3 +236,58 @@ def test_a_first_load_without_repeated_keys_inserts_unsorted_and_keeps_the_key(d
             " FROM trackplays"
             " LIMIT 1"
         )
+
+
+def test_a_first_load_takes_its_start_times_without_the_lookup(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an empty timetb, insert_time runs without its lookup of stored times (new_times_only); plays sharing
+    a start time still give one row, the key comes back, and a later run's times are looked up again."""
+    from musicstream.load import pipeline
+    from test_rejects import event
+
+    taken: list[str] = []
+    edit = pipeline.new_times_only
+
+    def spy(statement: str) -> str:
+        taken.append(statement)
+        return edit(statement)
+
+    monkeypatch.setattr(pipeline, "new_times_only", spy)
+    first, second = tmp_path / "first" / "log_data", tmp_path / "second" / "log_data"
+    first.mkdir(parents=True)
+    second.mkdir(parents=True)
+    ts = 1541106106796
+    (first / "a.json").write_text(  # three plays, two of them at the same instant (two users)
+        json.dumps(event(ts=ts))
+        + "\n"
+        + json.dumps(event(ts=ts, userId="9"))
+        + "\n"
+        + json.dumps(event(ts=ts + 1000, itemInSession=2))
+        + "\n"
+    )
+    result = run_load(db, [first.parent])
+    assert (result.records_loaded, result.rows_added["timetb"], len(taken)) == (3, 2, 1)
+    assert rows(db, "SELECT contype, pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'timetb_pkey'") == [
+        ("p", "PRIMARY KEY (start_time)")
+    ]
+    (second / "b.json").write_text(  # one known instant, one new
+        json.dumps(event(ts=ts, itemInSession=3)) + "\n" + json.dumps(event(ts=ts + 5000, itemInSession=4)) + "\n"
+    )
+    result = run_load(db, [second.parent])
+    assert (result.records_loaded, result.rows_added["timetb"], len(taken)) == (2, 1, 1)
+    assert rows(db, "SELECT start_time, weekday FROM timetb ORDER BY 1") == rows(
+        db, "SELECT DISTINCT start_time, to_char(start_time, 'FMDay') FROM trackplays ORDER BY 1"
+    )
+    assert rows(db, "SELECT count(*) FROM timetb") == [(3,)]
+
+
+def test_new_times_only_takes_out_the_lookup_and_the_order() -> None:
+    from musicstream.db.sqlfiles import named_statements
+    from musicstream.load.pipeline import new_times_only
+
+    written = named_statements("load/merge")["insert_time"]
+    edited = new_times_only(written)
+    assert "NOT EXISTS" in written and "ORDER BY" in written
+    assert "NOT EXISTS" not in edited and "ORDER BY" not in edited
+    assert written.startswith(edited)
