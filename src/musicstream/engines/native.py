@@ -196,6 +196,7 @@ def parse_files(
 class _State:
     pattern: str | None = None
     winners: dict[int, int] = field(default_factory=dict)  # user id → the place of the event kept for them
+    latest: pl.DataFrame | None = None  # rule 3 on the native rows so far: per user the latest event, its place
     parts: list[bytes] = field(default_factory=list)
     staged: int = 0
     position: int = 0  # places (lines) of the earlier blocks: rule 3's order across blocks
@@ -204,6 +205,9 @@ class _State:
 def _finish(result: SliceResult, state: _State) -> SliceResult:
     result.counts["staged"] = state.staged
     result.csv = b"".join(state.parts)
+    if state.latest is not None:
+        for *fields, place in state.latest.iter_rows():
+            _fold(result.users, state.winners, UserEvent(*fields), place)
     return result
 
 
@@ -251,7 +255,7 @@ def _parse_block(
             frame, routed = _native(lines_series, raw, state.pattern, counts)
             if frame.height:
                 plays = frame.filter(pl.col("page") == "NextSong").select(["line", *PLAY_SCHEMA])
-                _latest_native(frame, state.position, result.users, state.winners)
+                state.latest = _latest_native(frame, state.position, state.latest)
     physical: list[bytes] = []  # the lines' bytes, split only when some line takes the Python path
     for index in routed:
         if not physical:
@@ -259,7 +263,7 @@ def _parse_block(
         sink.position = state.position + index + 1
         handler(index, physical[index], sink)
         counts["routed"] += 1
-    for position, event in sink.events:
+    for position, event in sink.events:  # _fold keeps the same event whatever the order it sees them in
         _fold(result.users, state.winners, event, position)
     if sink.plays:
         extra = pl.DataFrame(
@@ -271,9 +275,9 @@ def _parse_block(
     state.position += total
     if plays.height:
         state.staged += plays.height
-        state.parts.append(
-            plays.drop("line").write_csv(include_header=False, null_value="", line_terminator=CSV_LINE_END).encode()
-        )
+        csv = io.BytesIO()  # bytes as written (a str would be decoded, then encoded again)
+        plays.drop("line").write_csv(csv, include_header=False, null_value="", line_terminator=CSV_LINE_END)
+        state.parts.append(csv.getvalue())
 
 
 def _native(lines: pl.Series, raw: bytes, pattern: str, counts: dict[str, int]) -> tuple[pl.DataFrame, list[int]]:
@@ -401,14 +405,19 @@ def _utf8_or_empty(line: bytes) -> str:
         return ""
 
 
-def _latest_native(frame: pl.DataFrame, base: int, users: dict[int, UserEvent], winners: dict[int, int]) -> None:
-    """Rule 3 on the native rows: per user the latest event by (ts, session, item), the first of equals."""
-    latest = frame.sort(
-        ["user_id", "ts", "session_id", "item_in_session", "line"], descending=[False, True, True, True, False]
+_USER_EVENT = ("ts", "session_id", "item_in_session", "user_id", "first_name", "last_name", "gender", "tier")
+
+
+def _latest_native(frame: pl.DataFrame, base: int, latest: pl.DataFrame | None) -> pl.DataFrame:
+    """Rule 3 on the native rows, with those of the earlier blocks (``latest``): per user the latest event by
+    (ts, session, item), of equals the one on the earlier line (its place: ``base`` + its line in the block + 1).
+    Kept as rows until the slice is done (``_finish`` folds them in with the Python path's events)."""
+    rows = frame.select(*_USER_EVENT, (pl.col("line") + (base + 1)).alias("place"))
+    if latest is not None:
+        rows = pl.concat([latest, rows])
+    return rows.sort(
+        ["user_id", "ts", "session_id", "item_in_session", "place"], descending=[False, True, True, True, False]
     ).unique("user_id", keep="first", maintain_order=True)
-    columns = ("ts", "session_id", "item_in_session", "user_id", "first_name", "last_name", "gender", "tier", "line")
-    for *fields, line in latest.select(columns).iter_rows():
-        _fold(users, winners, UserEvent(*fields), base + line + 1)
 
 
 def _fold(users: dict[int, UserEvent], winners: dict[int, int], event: UserEvent, line: int) -> None:
