@@ -261,6 +261,8 @@ def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
     added["artists"] += _exec(conn, run, "inferred_artists")
     added["tracks"] += _exec(conn, run, "inferred_tracks")
     added["play_names"] = _exec(conn, run, "insert_names")
+    if not ids["after_name"]:  # the names' keys wait for the end (a first load): the planner learns them here
+        conn.execute("ANALYZE play_names")
     moved_names = 0
     if ids["after_name"]:
         _exec(conn, run, "name_spellings")
@@ -523,7 +525,7 @@ def run(
                 defer_indexes(
                     conn,
                     ["trackplays", "play_names", "tracks", "timetb", "rollup_sessions"],
-                    keys=["trackplays", "timetb", "rollup_sessions"],
+                    keys=["trackplays", "timetb", "rollup_sessions", "play_names"],
                 )
                 point("indexes-deferred")
             ids_before = _identities(conn) if options.dry_run else []
