@@ -405,14 +405,11 @@ def _utf8_or_empty(line: bytes) -> str:
         return ""
 
 
-_USER_EVENT = ("ts", "session_id", "item_in_session", "user_id", "first_name", "last_name", "gender", "tier")
-
-
 def _latest_native(frame: pl.DataFrame, base: int, latest: pl.DataFrame | None) -> pl.DataFrame:
     """Rule 3 on the native rows, with those of the earlier blocks (``latest``): per user the latest event by
     (ts, session, item), of equals the one on the earlier line (its place: ``base`` + its line in the block + 1).
     Kept as rows until the slice is done (``_finish`` folds them in with the Python path's events)."""
-    rows = frame.select(*_USER_EVENT, (pl.col("line") + (base + 1)).alias("place"))
+    rows = frame.select(*UserEvent._fields, (pl.col("line") + (base + 1)).alias("place"))
     if latest is not None:
         rows = pl.concat([latest, rows])
     return rows.sort(
