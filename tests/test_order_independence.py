@@ -291,3 +291,19 @@ def test_new_times_only_takes_out_the_lookup_and_the_order() -> None:
     assert "NOT EXISTS" in written and "ORDER BY" in written
     assert "NOT EXISTS" not in edited and "ORDER BY" not in edited
     assert written.startswith(edited)
+
+
+def test_unsorted_plays_takes_out_the_winners_and_the_lookup() -> None:
+    """A first load's insert_plays: the same columns from the same join, without DISTINCT ON, the lookup of stored
+    keys and the ORDER BY (its comments go with the lookup)."""
+    from musicstream.db.sqlfiles import named_statements
+    from musicstream.load.pipeline import unsorted_plays
+
+    written = named_statements("load/merge")["insert_plays"]
+    edited = unsorted_plays(written)
+    for part in ("DISTINCT ON", "NOT EXISTS", "ORDER BY"):
+        assert part in written and part not in edited
+    assert "--" not in edited
+    head, _, tail = edited.partition("SELECT ")
+    assert written.startswith(head + "SELECT DISTINCT ON (") and tail.rstrip() in written
+    assert tail.rstrip().endswith("JOIN play_names n USING (artist_key, title_key, length_ms)")
