@@ -56,8 +56,17 @@ class Row:
         return self.megabytes / self.seconds if self.seconds else 0.0
 
 
+def settle() -> None:
+    """Let the previous step's writes reach the disk before the next one is timed. Without it, two 1M loads run
+    back to back (each on its own new database) gave the second one's insert_plays about 2 s more, whichever code
+    ran second, five pairs out of five: the kernel was still writing out the first one's files."""
+    os.sync()
+    time.sleep(2)
+
+
 def run_rss(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Like run_measured, but reaps the child with os.wait4 to read its own peak RSS."""
+    settle()
     with tempfile.TemporaryFile("w+") as out_file, tempfile.TemporaryFile("w+") as err_file:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out_file, stderr=err_file, env=env, text=True)
