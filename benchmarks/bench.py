@@ -64,6 +64,24 @@ def settle() -> None:
     time.sleep(2)
 
 
+def quiet(conninfo: str, limit_s: float = 300.0) -> float:
+    """Wait until no autovacuum worker runs on the server (at most ``limit_s``), so that the next step is not
+    timed against the vacuum of the tables a load just wrote: the star floor measured 13.2 s right after a 1M load
+    and the check, 8.1–8.2 s (two runs of three) on the same database later. Returns the seconds waited."""
+    import psycopg
+
+    started = time.perf_counter()
+    idle = 0
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while idle < 2 and time.perf_counter() - started < limit_s:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            ).fetchone()
+            idle = idle + 1 if row and row[0] == 0 else 0
+            time.sleep(0.5)
+    return time.perf_counter() - started
+
+
 def run_rss(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Like run_measured, but reaps the child with os.wait4 to read its own peak RSS."""
     settle()
@@ -414,6 +432,7 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
         # checkpoint instead)
         extra["queries"] = query_times(db)
         conninfo = db.url
+        quiet(conninfo)
         floor_s, fact_rows, floor_mb = bare_copy_floor(conninfo)
         rows.append(
             Row(
@@ -442,6 +461,7 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
 
         db.reset()
         run_rss(db.cli("load", *map(str, base)), db.env)
+        quiet(conninfo)  # the next day's load comes a day later, when the vacuum of the base is long done
         seconds, rss, out = run_rss(db.cli("load", *map(str, base), str(new_day), "--json"), db.env)
         incremental = json.loads(out)
         rss = incremental.get("peak_rss_mb") or rss
@@ -463,10 +483,12 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
         finally:
             day_alone.close()
         rows.append(Row("the same day into an empty database", day_events, day_mb, seconds_alone, None))
+        quiet(conninfo)
         seconds, rss, out = run_rss(db.cli("load", str(folder), "--json"), db.env)
         rss = json.loads(out).get("peak_rss_mb") or rss
         rows.append(Row("no-op re-run (nothing new)", all_events, all_mb, seconds, rss, "every file skipped"))
 
+        quiet(conninfo)
         classic_s, classic_rss, classic_events, classic_mb = classic_slice(folder, conninfo)
         rate = classic_events / classic_s
         rows.append(
