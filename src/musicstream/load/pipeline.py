@@ -525,8 +525,10 @@ def run(
             # The session's buffers for temporary tables: the staged rows and the merge's working tables are read
             # several times each; in PostgreSQL's 8 MB every page of them goes out to a file and back (1M events:
             # stage_plays alone is 220 MB). Only as much as they hold is used. A session-wide SET: the setting
-            # cannot change once the session has used a temporary table.
-            conn.execute("SET temp_buffers = '512MB'")
+            # cannot change once the session has used a temporary table (a pooled session may have: then the
+            # load goes on with the session's own setting).
+            with contextlib.suppress(psycopg.errors.InvalidParameterValue):
+                conn.execute("SET temp_buffers = '512MB'")
             _lock(conn, options.wait)
             point("locked")
             if not options.dry_run:

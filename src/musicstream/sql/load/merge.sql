@@ -219,9 +219,9 @@ SELECT count(*) FILTER (WHERE inserted) FROM ins;
 -- run) is a duplicate and changes nothing. Within the run the earliest event of a key wins; of events at the same
 -- instant, the one whose content sorts first (byte order, NULLs last), so that neither file names nor read order
 -- choose (engines/spark's star.sql `facts` says the same). A first load into an empty table, its natural key
--- deferred, runs this first without its DISTINCT ON and ORDER BY (load/pipeline.py `_insert_plays`: the sort of
--- every staged play is about 3 of its 7 s on 1M plays); the key's index, built at once, shows that no key repeats,
--- or the attempt is rolled back and this runs as written.
+-- deferred, runs this first without its DISTINCT ON, its NOT EXISTS and its ORDER BY (load/pipeline.py
+-- `_insert_plays`: the sort of every staged play is about 3 of its 7 s on 1M plays); the key's index, built at once,
+-- shows that no key repeats, or the attempt is rolled back and this runs as written.
 INSERT INTO trackplays (start_time, user_id, tier, track_id, artist_id, session_id, item_in_session,
                         location, user_agent, name_id)
 SELECT DISTINCT ON (p.user_id, p.session_id, p.item_in_session)
