@@ -9,7 +9,7 @@ readers) and clears the record as it commits. A run that dies leaves the record,
 Tables that hold rows keep their indexes.
 
 The keys (primary and unique) of the tables named in ``keys`` go the same way: those whose keys the merge does
-not rely on while they are empty (the fact table, timetb, the session rollup and the play names: their first rows
+not rely on while they are empty (the fact table, timetb, the rollups and the play names: their first rows
 are made distinct by the merge's own SQL, and the keys, added at the end, check it; a unique index that is not a
 constraint is simply built again). Inserting 837,279 plays under their two keys took 5.8 s,
 without them 1.8 s, and building both afterwards 0.7 s. A key comes back in two steps: its unique index is built
@@ -25,7 +25,8 @@ run adds them back at once (its tables are empty again), a killed one leaves the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
@@ -138,16 +139,37 @@ SELECT to_regclass(%(name)s) IS NOT NULL
 """
 
 
-def rebuild_indexes(conn: psycopg.Connection[Any], *, attach_keys: bool = True) -> int:
+# The table a recorded statement is about, as PostgreSQL writes it (pg_get_indexdef: "… ON [ONLY] schema.table
+# USING …") or as defer_indexes writes it ("ALTER TABLE "table" ADD CONSTRAINT …").
+_TABLE = re.compile(
+    r'^ALTER TABLE "?([^" ]+)"? '
+    r'|^CREATE (?:UNIQUE )?INDEX \S+ ON (?:ONLY )?(?:[^ ."]+\.)?"?([^" ]+)"? USING '
+)
+
+
+def table_of(definition: str) -> str:
+    """The table whose index or key a recorded statement makes."""
+    match = _TABLE.match(definition)
+    if match is None:
+        raise AssertionError(f"unexpected definition of a deferred index or key: {definition}")
+    return match[1] or match[2]
+
+
+def rebuild_indexes(conn: psycopg.Connection[Any], *, attach_keys: bool = True, later: Collection[str] = ()) -> int:
     """Build every recorded index (a deferred key's unique index too), then add every recorded foreign key (each
     validated over its whole table), then, with ``attach_keys``, attach the keys to their indexes; clear the record
     of what was done, and return how many. Runs inside the load's transaction; without ``attach_keys`` the keys
-    wait for ``attach_deferred_keys``, the run's last statement before its commit."""
+    wait for ``attach_deferred_keys``, the run's last statement before its commit. What belongs to the tables in
+    ``later`` (tables the run writes after this call) waits too."""
     rows = conn.execute(
         """SELECT index_name, definition FROM deferred_indexes
            ORDER BY definition LIKE 'ALTER%%', definition LIKE '%% USING INDEX %%', index_name"""
     ).fetchall()
-    done = [(name, definition) for name, definition in rows if attach_keys or not _is_attach(definition)]
+    done = [
+        (name, definition)
+        for name, definition in rows
+        if (attach_keys or not _is_attach(definition)) and not (later and table_of(definition) in later)
+    ]
     for name, definition in done:
         exists = conn.execute(_EXISTS, {"name": name}).fetchone()
         if not (exists and exists[0]):
