@@ -23,10 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))  # this checkout's musicstream, installed or not
@@ -303,9 +303,21 @@ def _floor_indexes(conn: Any, indexes: dict[str, list[str]]) -> None:
             conn.execute(f"CREATE {unique}INDEX floor_{table}_{number} ON {rest}")
 
 
-def _spread(seconds: Iterable[float]) -> str:
-    """The runs' times, smallest first: how far apart one machine put the same command."""
-    return " / ".join(f"{value:.1f}" for value in sorted(seconds)) + " s"
+_Run = TypeVar("_Run", bound=tuple[Any, ...])
+
+
+def _median_run(runs: Sequence[_Run]) -> _Run:
+    """Of several runs of one command (each a tuple whose first item is its seconds), the one of median time."""
+    return sorted(runs, key=lambda run: run[0])[len(runs) // 2]
+
+
+def _spread(runs: Sequence[tuple[Any, ...]]) -> str:
+    """The runs' times, smallest first (how far apart one machine put the same command), for a row's note; nothing
+    for a single run."""
+    if len(runs) < 2:
+        return ""
+    times = " / ".join(f"{seconds:.1f}" for seconds in sorted(run[0] for run in runs))
+    return f"; median of {len(runs)}: {times} s"
 
 
 def classic_slice(folder: Path, conninfo: str) -> tuple[float, float, int, float]:
@@ -432,7 +444,7 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
             seconds, rss, out = run_rss(db.cli("load", str(folder), "--json"), db.env)
             run = json.loads(out)
             loads.append((seconds, run.get("peak_rss_mb") or rss, run))  # the loader's own VmHWM, workers included
-        seconds, _, run = sorted(loads, key=lambda load: load[0])[len(loads) // 2]
+        seconds, _, run = _median_run(loads)
         rss = max(load[1] for load in loads)
         check_s, _, _ = run_rss(db.cli("check"), db.env)
         rows.append(
@@ -442,8 +454,7 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
                 all_mb,
                 seconds,
                 rss,
-                f"+ check {check_s:.1f} s"
-                + (f"; median of {reps}: {_spread(load[0] for load in loads)}" if reps > 1 else ""),
+                f"+ check {check_s:.1f} s{_spread(loads)}",
             )
         )
         extra["full_load_timings"] = run["timings"]
@@ -514,7 +525,7 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
         for _ in range(reps):
             quiet(conninfo)
             classics.append(classic_slice(folder, conninfo))
-        classic_s, classic_rss, classic_events, classic_mb = sorted(classics, key=lambda c: c[0])[len(classics) // 2]
+        classic_s, classic_rss, classic_events, classic_mb = _median_run(classics)
         extra["classic_seconds"] = [round(c[0], 3) for c in classics]
         rate = classic_events / classic_s
         rows.append(
@@ -524,8 +535,7 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
                 classic_mb,
                 classic_s,
                 classic_rss,
-                f"extrapolated to all: {all_events / rate:,.0f} s"
-                + (f"; median of {reps}: {_spread(c[0] for c in classics)}" if reps > 1 else ""),
+                f"extrapolated to all: {all_events / rate:,.0f} s{_spread(classics)}",
             )
         )
     finally:
