@@ -203,10 +203,7 @@ def unsorted_plays(statement: str) -> str:
     natural key's winner (its DISTINCT ON and its ORDER BY) and without its lookup of stored keys (none are
     stored): the same plays, in the order staged, when no key repeats. The lookup's condition is false then, but
     its anti-join still ran once per staged play (837,279 plays: 0.7 s of the step's 4.5 s in its plan)."""
-    match = _WINNERS.fullmatch(statement)
-    if match is None:
-        raise AssertionError("insert_plays has no DISTINCT ON … NOT EXISTS … ORDER BY to take out")
-    return match[1] + match[2]
+    return _taken_out(_WINNERS, statement, "insert_plays has no DISTINCT ON … NOT EXISTS … ORDER BY")
 
 
 _TIME_KEY = key_index_name("timetb_pkey")  # timetb's key, while it is deferred
@@ -217,10 +214,15 @@ _KNOWN_TIMES = re.compile(r"(?s)(.*?)\nWHERE NOT EXISTS \(SELECT 1 FROM timetb [
 def new_times_only(statement: str) -> str:
     """``insert_time`` without its lookup of the start times already stored and without its order: the distinct
     start times of the run's plays, for a timetb that was empty when the run began."""
-    match = _KNOWN_TIMES.fullmatch(statement)
+    return _taken_out(_KNOWN_TIMES, statement, "insert_time has no NOT EXISTS … ORDER BY")
+
+
+def _taken_out(clauses: re.Pattern[str], statement: str, missing: str) -> str:
+    """A merge statement without some of its clauses: the text of ``clauses``' groups (what stays), in order."""
+    match = clauses.fullmatch(statement)
     if match is None:
-        raise AssertionError("insert_time has no NOT EXISTS … ORDER BY to take out")
-    return match[1]
+        raise AssertionError(f"{missing} to take out")
+    return "".join(match.groups())
 
 
 def _insert_time(conn: psycopg.Connection[Any], run: RunState, ids: dict[str, int]) -> int:
