@@ -184,10 +184,10 @@ def _exec(
 
 
 # The rollups the day refreshes write, after rebuild_indexes: when they were empty at the start of the run (a first
-# load), their keys and indexes are built once they hold their rows, before the commit (attach_deferred_keys). Into
-# indexed empty tables the four refreshes of a 1M first load took 7.4–9.3 s; without the indexes 6.3–7.7 s, plus
-# 0.23–0.31 s to build them; day_tier_moves alone 0.49–0.68 → 0.12–0.15 s (the plan no longer probes an index of
-# an unanalysed table row by row).
+# load), their keys and indexes are built once they hold their rows, before the commit (attach_deferred_keys). The
+# four refreshes of a 1M first load, on a truncated copy: 7.4–9.3 s into indexed tables, 6.3–7.7 s without the
+# indexes plus 0.23–0.31 s to build them; in whole 1M first loads (four alternating pairs), the refreshes and the
+# attachment 5.76–6.13 → 5.37–6.11 s.
 LATE_ROLLUPS = ("rollup_day_tops", "rollup_user_days", "rollup_session_lengths")
 
 _NATURAL_KEY = key_index_name("trackplays_natural_key")  # the fact table's natural key, while it is deferred
