@@ -187,9 +187,9 @@ class Embedded:
     def close(self) -> None:
         # stop the server before its folder goes: its own stop-at-exit reads a file in that folder, and without it
         # the server would run on, orphaned, after the bench (as tests/conftest.py does)
-        from musicstream.db import connection
+        from musicstream.db import embedded
 
-        server = connection._servers.pop(self.home / "pgdata", None)
+        server = embedded._servers.pop(self.home / "pgdata", None)
         if server is not None:
             server.stop()
         shutil.rmtree(self.home, ignore_errors=True)

@@ -66,9 +66,9 @@ def pg_home() -> Iterator[Path]:
     yield home
     # stop the server before its folder goes: its own stop-at-exit reads a file in that folder, and without it
     # the server would run on, orphaned, after the tests
-    from musicstream.db import connection
+    from musicstream.db import embedded
 
-    server = connection._servers.pop(home / "pgdata", None)
+    server = embedded._servers.pop(home / "pgdata", None)
     if server is not None:
         server.stop()
     shutil.rmtree(home, ignore_errors=True)

@@ -35,3 +35,16 @@ def __getattr__(name: str) -> Any:  # imported on first use: `import musicstream
 
         return LoadResult
     raise AttributeError(f"module 'musicstream' has no attribute {name!r}")
+
+
+def main() -> None:
+    """The ``musicstream`` command. The command line's modules are imported here, inside the interrupt's handling:
+    a Ctrl-C while they load is one message and exit code 130 too, not a traceback."""
+    import sys
+
+    try:
+        from musicstream.cli import main as command_line
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted — nothing was done\n")
+        raise SystemExit(130) from None
+    command_line()

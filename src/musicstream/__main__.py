@@ -1,3 +1,3 @@
-from musicstream.cli import main
+from musicstream import main
 
 main()

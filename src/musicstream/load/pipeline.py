@@ -34,7 +34,7 @@ from musicstream.db.connection import Database
 from musicstream.db.schema import ROLLUP_TABLES, require_schema
 from musicstream.db.sqlfiles import named_statements
 from musicstream.errors import InputError, LoadError, MusicstreamError, TooManyRejects
-from musicstream.load.faults import point
+from musicstream.faults import point
 from musicstream.load.state import Engine, Progress, RunState
 from musicstream.load.stats import LoadResult, peak_rss_mb
 

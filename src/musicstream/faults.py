@@ -1,6 +1,6 @@
 """Fault injection for the crash-safety and concurrency tests.
 
-``MUSICSTREAM_KILL_AT=merge:insert_plays musicstream load ...`` sends SIGKILL to the loader when it reaches that
+``MUSICSTREAM_KILL_AT=merge:insert_plays musicstream load ...`` sends SIGKILL to the process when it reaches that
 point, exactly as the OOM killer or ``kill -9`` would. ``MUSICSTREAM_PAUSE_AT=merge:insert_plays`` makes it wait
 there ``MUSICSTREAM_PAUSE_SECONDS`` (default 3) inside its transaction, first creating the file
 ``MUSICSTREAM_PAUSE_FILE`` when that is set (so that a test knows the run is there; it holds the process id
