@@ -59,6 +59,14 @@ def _configure_output(ctx: click.Context) -> None:
             logger.removeHandler(handler)
             handler.close()
     log.setLevel(logging.DEBUG)
+    # The database driver's own warnings (a rollback that failed after a Ctrl-C, ...): the log file only; what
+    # they mean reaches the terminal as musicstream's one message.
+    driver = logging.getLogger("psycopg")
+    driver.propagate = False
+    for handler in [h for h in driver.handlers if not isinstance(h, logging.NullHandler)]:
+        driver.removeHandler(handler)
+    if not driver.handlers:
+        driver.addHandler(logging.NullHandler())
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
     console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -71,6 +79,7 @@ def _configure_output(ctx: click.Context) -> None:
         to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         log.addHandler(to_file)
         _errors.addHandler(to_file)
+        driver.addHandler(to_file)
 
 
 def _output_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

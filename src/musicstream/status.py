@@ -8,7 +8,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from musicstream.db.schema import STAR_TABLES, current_version, latest_version
+from musicstream.db.schema import STAR_TABLES, current_version, latest_version, settle
 
 
 def database_status(conn: psycopg.Connection[Any], runs: int = 5) -> dict[str, Any]:
@@ -22,6 +22,8 @@ def database_status(conn: psycopg.Connection[Any], runs: int = 5) -> dict[str, A
     }
     if version == 0:
         return status
+    if version == latest_version():
+        settle(conn)  # what a load that died deferred is back before the counts are read
     for table in STAR_TABLES:
         row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
         status["tables"][table] = int(row[0]) if row else 0

@@ -194,3 +194,35 @@ def attach_deferred_keys(conn: psycopg.Connection[Any]) -> int:
 
 def _is_attach(definition: str) -> bool:
     return definition.startswith("ALTER TABLE") and " USING INDEX " in definition
+
+
+LOAD_LOCK = 0x6D736C6F6164  # "msload": one load at a time per database (a session-level advisory lock)
+
+
+def settle_interrupted(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """When no load runs (its lock is free), give back what a load that died (kill -9, a lost server) left: build
+    the keys and indexes it had deferred, and mark its run, still ``running``, as ``abandoned``. Returns how many of
+    each; (0, 0) when there was nothing to do or a load runs. Called before a command reads the tables."""
+    try:
+        with conn.transaction():  # a savepoint when the caller's transaction is open
+            row = conn.execute(
+                "SELECT EXISTS (SELECT FROM deferred_indexes) OR EXISTS (SELECT FROM etl_runs WHERE status = 'running')"
+            ).fetchone()
+        if not row or not row[0]:
+            return 0, 0
+        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOAD_LOCK,)).fetchone()
+        if not got or not got[0]:
+            return 0, 0  # a load runs: what is deferred is its own
+        try:
+            with conn.transaction():
+                built = rebuild_indexes(conn)
+                runs = conn.execute(MARK_ABANDONED).rowcount
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOAD_LOCK,))
+    except psycopg.errors.InsufficientPrivilege:  # a read-only role: the next load, or the loader, settles it
+        return 0, 0
+    return built, max(runs, 0)
+
+
+# A run still recorded as running while nobody holds the load lock died without recording its end.
+MARK_ABANDONED = "UPDATE etl_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'"

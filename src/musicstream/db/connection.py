@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,12 @@ from musicstream.config import (
 )
 from musicstream.db.embedded import embedded_server
 from musicstream.errors import DatabaseError
+
+# A database being made is named after its target, with this and the process id (``musicstreamdb__making_4242``)
+_MAKING = "__making_"
+# Those an interrupted first use left: nobody is connected to them (one being made has its maker connected).
+_STRAYS = """SELECT datname FROM pg_database d WHERE datname LIKE %s
+             AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.datname = d.datname)"""
 
 
 def _missing_database(exc: psycopg.OperationalError) -> bool:
@@ -116,18 +124,49 @@ class Database:
             with self.connect():
                 return True
 
-    def create_database(self) -> bool:
-        """Create the target database when it is missing; True when it was created."""
+    def create_database(self, build: Callable[[psycopg.Connection[Any]], object] | None = None) -> bool:
+        """Create the target database when it is missing; True when it was created. With ``build``, the database
+        is made under a name of its own, built by ``build`` (the schema), and renamed into place when complete:
+        interrupted at any moment, there is either no database or a whole one."""
         if self.exists():
             return False
+        if build is None:
+            return self._create(self.dbname)
+        making = f"{self.dbname[:40]}{_MAKING}{os.getpid()}"
+        with self.connect(autocommit=True, dbname="postgres") as admin:
+            for (stray,) in admin.execute(_STRAYS, (f"{self.dbname[:40]}{_MAKING}%",)).fetchall():
+                with contextlib.suppress(psycopg.Error):  # an interrupted first use's
+                    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(stray)))
+        self._create(making)
+        renamed = False
+        try:
+            with self.connect(autocommit=True, dbname=making) as conn:
+                build(conn)
+            with self.connect(autocommit=True, dbname="postgres") as admin:
+                try:
+                    admin.execute(
+                        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                            sql.Identifier(making), sql.Identifier(self.dbname)
+                        )
+                    )
+                    renamed = True
+                except psycopg.errors.DuplicateDatabase:  # another process made it meanwhile
+                    pass
+        finally:
+            if not renamed:
+                with contextlib.suppress(Exception), self.connect(autocommit=True, dbname="postgres") as admin:
+                    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(making)))
+        return renamed
+
+    def _create(self, name: str) -> bool:
         with self.connect(autocommit=True, dbname="postgres") as conn:
             try:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             except psycopg.errors.DuplicateDatabase:
                 return False
             except psycopg.Error as exc:
                 raise DatabaseError(
-                    f"cannot create database {self.dbname!r}: {mask_error(exc).strip()}. "
+                    f"cannot create database {name!r}: {mask_error(exc).strip()}. "
                     "Create it yourself or use a role with CREATEDB"
                 ) from None
         return True

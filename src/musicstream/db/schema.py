@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from musicstream.db.bulk import settle_interrupted
 from musicstream.db.connection import Database
 from musicstream.db.sqlfiles import read_sql, schema_files
 from musicstream.errors import SchemaError
+
+log = logging.getLogger("musicstream.db.schema")
 
 MIGRATIONS_DDL = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -75,8 +79,11 @@ def migrate(conn: psycopg.Connection[Any]) -> list[int]:
 
 
 def require_schema(conn: psycopg.Connection[Any]) -> int:
-    """The schema version, or a SchemaError saying to run ``musicstream init``."""
+    """The schema version, or a SchemaError saying to run ``musicstream init``. A load that died (kill -9, a lost
+    server) is settled first: what it deferred is built again before the tables are read, and said."""
     version = current_version(conn)
+    if version == latest_version():
+        settle(conn)
     if version == 0:
         raise SchemaError("the database has no musicstream schema; run `musicstream init` first")
     if version < latest_version():
@@ -102,6 +109,15 @@ ALL_TABLES = (
     "etl_runs",
     "schema_migrations",
 )
+
+
+def settle(conn: psycopg.Connection[Any]) -> None:
+    """``settle_interrupted``, said on stderr when it did something."""
+    built, runs = settle_interrupted(conn)
+    done = [f"rebuilt the {built} keys and indexes it had deferred" if built else ""]
+    done.append(f"recorded {runs} run{'s' if runs > 1 else ''} it left as running as abandoned" if runs else "")
+    if built or runs:
+        log.warning("note: a load stopped without finishing; %s", " and ".join(d for d in done if d))
 
 
 def drop_statements() -> list[str]:
@@ -137,12 +153,14 @@ def drop_all(conn: psycopg.Connection[Any]) -> None:
 
 
 def initialize(db: Database, *, reset: bool = False) -> dict[str, Any]:
-    """Create the database when missing and bring its schema to the latest version (idempotent)."""
-    created = db.create_database()
+    """Create the database when missing (with its schema, renamed into place when complete) and bring its schema to
+    the latest version (idempotent)."""
+    applied: list[int] = []
+    created = db.create_database(build=lambda conn: applied.extend(migrate(conn)))
     with db.connect(autocommit=True) as conn:
         if reset:
             drop_all(conn)
-        applied = migrate(conn)
+        applied += migrate(conn)
         version = current_version(conn)
     return {
         "database": db.dbname,

@@ -77,19 +77,23 @@ def _executor(workers: int) -> Executor:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["musicstream.engines.read", "musicstream.engines.native"])
     # The fork server, and every worker it forks, ignores Ctrl-C from its start (an ignored signal stays ignored
-    # through exec and fork): only this process handles it, by stopping the pool and rolling the run back.
-    # Ignoring it once a worker runs (ignore_interrupts) would leave the fork server's imports to print a
-    # KeyboardInterrupt traceback of their own. A Ctrl-C meanwhile is held (blocked, not ignored) and arrives here
-    # as the mask comes off.
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask"):
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            multiprocessing.forkserver.ensure_running()
-        finally:
-            signal.signal(signal.SIGINT, handler)
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=ignore_interrupts)
+    # through exec and fork): only this process handles it, by stopping the pool and rolling the run back. The
+    # workers are all started here, with Ctrl-C held back: one interrupted while it starts would be unknown to the
+    # pool, outlive the run, or print a traceback of its own. A Ctrl-C meanwhile (blocked, so not lost) arrives
+    # here as the mask comes off.
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=ignore_interrupts)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=ignore_interrupts)
+        for _ in range(workers):  # each submission starts a worker while none is idle yet
+            pool.submit(os.getpid)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return pool
 
 
 def _ordered(pool: Executor, tasks: Iterable[Any], window: int) -> Iterator[tuple[Any, Parsed]]:

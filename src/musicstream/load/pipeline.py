@@ -24,6 +24,8 @@ import psycopg
 
 from musicstream.config import mask_error
 from musicstream.db.bulk import (
+    LOAD_LOCK,
+    MARK_ABANDONED,
     attach_deferred_keys,
     defer_indexes,
     deferred_definition,
@@ -37,8 +39,6 @@ from musicstream.errors import InputError, LoadError, MusicstreamError, TooManyR
 from musicstream.faults import point
 from musicstream.load.state import Engine, Progress, RunState
 from musicstream.load.stats import LoadResult, peak_rss_mb
-
-LOAD_LOCK = 0x6D736C6F6164  # "msload": one load at a time per database
 
 
 class _NoProgress:
@@ -480,13 +480,44 @@ def _restore_identities(
 
 def _record_run(conn: psycopg.Connection[Any], options: LoadOptions, engine: Engine, result: LoadResult) -> None:
     """Mark runs that died as abandoned (none runs: this one holds the lock) and record this one as running."""
-    conn.execute("UPDATE etl_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'")
+    conn.execute(MARK_ABANDONED)
     row = conn.execute(
         "INSERT INTO etl_runs (full_reload, engine) VALUES (%s, %s) RETURNING run_id",
         (options.full, engine.name),
     ).fetchone()
     assert row is not None
     result.run_id = int(row[0])
+
+
+def _record_failure(db: Database, conn: psycopg.Connection[Any], backend: int, result: LoadResult) -> None:
+    """Record a run that failed or was interrupted, and give back what it deferred (the tables are as before the
+    run). On the run's own connection when it is usable; else (a Ctrl-C in the middle of a statement or a COPY can
+    leave it mid-protocol) that connection's server session is ended, and a new one does it."""
+    try:
+        if conn.closed or conn.broken:
+            raise psycopg.OperationalError("the run's connection is closed")
+        _update_run(conn, result)
+        with conn.transaction():
+            rebuild_indexes(conn)
+        return
+    except psycopg.Error:
+        pass
+    with contextlib.suppress(Exception):
+        conn.cancel_safe(timeout=5)
+    with contextlib.suppress(Exception):
+        conn.close()
+    try:
+        with db.connect(autocommit=True) as fresh:
+            # its transaction (and with it the load lock and the run's row) goes with its session
+            fresh.execute("SELECT pg_terminate_backend(%s, 30000)", (backend,))
+            _update_run(fresh, result)
+            got = fresh.execute("SELECT pg_try_advisory_lock(%s)", (LOAD_LOCK,)).fetchone()
+            if got and got[0]:
+                with fresh.transaction():
+                    rebuild_indexes(fresh)
+                fresh.execute("SELECT pg_advisory_unlock(%s)", (LOAD_LOCK,))
+    except (psycopg.Error, MusicstreamError) as exc:  # the database is gone: the next command settles it
+        log.info("could not record run %s as %s: %s", result.run_id, result.status, mask_error(exc))
 
 
 def _lock(conn: psycopg.Connection[Any], wait: bool) -> None:
@@ -544,16 +575,18 @@ def run(
             if not options.dry_run:
                 _record_run(conn, options, engine, result)
                 point("run-recorded")
-                defer_indexes(
-                    conn,
-                    ["trackplays", "play_names", "tracks", "timetb", "rollup_sessions", *LATE_ROLLUPS],
-                    keys=["trackplays", "timetb", "rollup_sessions", "play_names", *LATE_ROLLUPS],
-                )
-                point("indexes-deferred")
             ids_before = _identities(conn) if options.dry_run else []
             ids_reached = ids_before  # a dry run that fails part way may leave gaps in the ids (as a failed load)
-            run.progress.start(sum(f.size for f in files), len(files))
+            backend = conn.info.backend_pid
             try:
+                if not options.dry_run:
+                    defer_indexes(
+                        conn,
+                        ["trackplays", "play_names", "tracks", "timetb", "rollup_sessions", *LATE_ROLLUPS],
+                        keys=["trackplays", "timetb", "rollup_sessions", "play_names", *LATE_ROLLUPS],
+                    )
+                    point("indexes-deferred")
+                run.progress.start(sum(f.size for f in files), len(files))
                 with conn.transaction():
                     if options.dry_run:  # the run's record exists inside the transaction only (rejects name it)
                         _record_run(conn, options, engine, result)
@@ -643,11 +676,8 @@ def run(
                     result.error = f"database error: {mask_error(exc).strip()}"
                 else:
                     result.error = f"{type(exc).__name__}: {mask_error(exc)}"
-                if not conn.closed and not conn.broken and not options.dry_run:
-                    with contextlib.suppress(psycopg.Error):
-                        _update_run(conn, result)
-                    with contextlib.suppress(psycopg.Error), conn.transaction():
-                        rebuild_indexes(conn)  # the tables are as before the run: give back what was deferred
+                if not options.dry_run:
+                    _record_failure(db, conn, backend, result)
                 run.rejects.close()
                 engine.after_failure()
                 log.info("run %s %s after %.1f s: %s", result.run_id, result.status, result.seconds, result.error)
