@@ -256,10 +256,28 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
       musicstream --database-url postgresql://me@db.example.com/musicstreamdb init
       musicstream init --reset --yes        # start over, dropping all loaded data
     """
+    from musicstream.db.embedded import EmbeddedServerError, remake
     from musicstream.db.schema import initialize, table_rows
 
     db = _database(ctx)
-    dropped = table_rows(db) if reset else []
+    try:
+        dropped = table_rows(db) if reset else []
+    except EmbeddedServerError as exc:  # a damaged state folder: --reset makes its database again
+        settings: Settings = ctx.obj
+        if not (reset and settings.embedded):
+            raise
+        if not yes:
+            if not sys.stdin.isatty():
+                raise click.UsageError(
+                    f"{exc}; --reset makes the folder's database again, losing what it held: add --yes to confirm"
+                ) from None
+            click.echo(f"error: {exc}", err=True)
+            click.confirm(
+                f"Make the embedded database in {settings.pgdata} again, losing what it held?", abort=True, err=True
+            )
+        remake(settings.pgdata)
+        db, dropped, yes = _database(ctx), [], True
+        _errors.warning("made the embedded database in %s again", settings.pgdata)
     holding = ", ".join(f"{name} ({count:,} row{'s' if count > 1 else ''})" for name, count in dropped if count)
     if reset and not yes and dropped:
         if not sys.stdin.isatty():

@@ -23,6 +23,7 @@ from musicstream.config import (
 )
 from musicstream.db.embedded import embedded_server
 from musicstream.errors import DatabaseError
+from musicstream.faults import point
 
 # A database being made is named after its target, with this and the process id (``musicstreamdb__making_4242``)
 _MAKING = "__making_"
@@ -141,6 +142,7 @@ class Database:
         renamed = False
         try:
             with self.connect(autocommit=True, dbname=making) as conn:
+                point("init:schema")
                 build(conn)
             with self.connect(autocommit=True, dbname="postgres") as admin:
                 try:

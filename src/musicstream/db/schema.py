@@ -158,7 +158,7 @@ def initialize(db: Database, *, reset: bool = False) -> dict[str, Any]:
     applied: list[int] = []
     created = db.create_database(build=lambda conn: applied.extend(migrate(conn)))
     with db.connect(autocommit=True) as conn:
-        if reset:
+        if reset and not created:
             drop_all(conn)
         applied += migrate(conn)
         version = current_version(conn)

@@ -572,14 +572,13 @@ def run(
                 conn.execute("SET temp_buffers = '512MB'")
             _lock(conn, options.wait)
             point("locked")
-            if not options.dry_run:
-                _record_run(conn, options, engine, result)
-                point("run-recorded")
             ids_before = _identities(conn) if options.dry_run else []
             ids_reached = ids_before  # a dry run that fails part way may leave gaps in the ids (as a failed load)
             backend = conn.info.backend_pid
             try:
                 if not options.dry_run:
+                    _record_run(conn, options, engine, result)
+                    point("run-recorded")
                     defer_indexes(
                         conn,
                         ["trackplays", "play_names", "tracks", "timetb", "rollup_sessions", *LATE_ROLLUPS],
