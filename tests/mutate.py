@@ -33,6 +33,10 @@ MERGE = "src/musicstream/sql/load/merge.sql"
 REPORT = "src/musicstream/sql/report/report.sql"
 QUERIES = "src/musicstream/sql/queries"
 RECORDS = "src/musicstream/transform/records.py"
+NATIVE = "src/musicstream/engines/native.py"
+STAR = "src/musicstream/sql/spark/star.sql"
+NATIVE_TESTS = ("tests/test_native.py", "tests/test_rules.py")
+SPARK_REFERENCE = ("tests/test_spark.py::test_both_engines_equal_the_reference",)
 REFERENCE = "tests/test_reference.py"
 
 
@@ -106,8 +110,15 @@ MUTATIONS = [
     ),
     Mutation("rule5_year_zero_kept", RECORDS, "year or None,", "year,"),
     # --- rule 6: matching
-    Mutation("rule6_tolerance_2s", MERGE, "k.length_ms / 1000.0) <= 1.0", "k.length_ms / 1000.0) <= 2.0"),
-    Mutation("rule6_tolerance_strict", MERGE, "k.length_ms / 1000.0) <= 1.0", "k.length_ms / 1000.0) < 1.0"),
+    Mutation(
+        "rule6_tolerance_2s", MERGE, "k.length_ms / 1000.0) <= {{match_tolerance_s}}", "k.length_ms / 1000.0) <= 2.0"
+    ),
+    Mutation(
+        "rule6_tolerance_strict",
+        MERGE,
+        "k.length_ms / 1000.0) <= {{match_tolerance_s}}",
+        "k.length_ms / 1000.0) < {{match_tolerance_s}}",
+    ),
     Mutation(
         "rule6_farthest_first",
         MERGE,
@@ -135,7 +146,12 @@ MUTATIONS = [
         "    SELECT artist_key, min(artist_id) AS artist_id\n    FROM tracks",
         "    SELECT artist_key, max(artist_id) AS artist_id\n    FROM tracks",
     ),
-    Mutation("rule7_inferred_id_without_length", MERGE, "|| chr(31) || length_ms::text), 24)", "), 24)"),
+    Mutation(
+        "rule7_inferred_id_without_length",
+        MERGE,
+        "|| chr({{key_separator_code}}) || length_ms::text)",
+        ")",
+    ),
     Mutation(
         "rule7_later_spelling_of_known_title_ignored",
         MERGE,
@@ -322,6 +338,49 @@ MUTATIONS = [
         f"{QUERIES}/free_to_paid.sql",
         "bits_union(new & free_openers) AS free",
         "bits_union(new & free) AS free",
+    ),
+    # --- the native reader (engines/native.py): rules 1, 3 and 6 in polars, held to the Python path
+    Mutation(
+        "native_length_bound_inclusive", NATIVE, "& (length < MAX_LENGTH_S)", "& (length <= MAX_LENGTH_S)", NATIVE_TESTS
+    ),
+    Mutation("native_any_tier", NATIVE, '& pl.col("level").is_in(list(TIERS))', "", NATIVE_TESTS),
+    Mutation("native_negative_length", NATIVE, "& (length >= 0)", "", NATIVE_TESTS),
+    Mutation(
+        "native_names_not_lowercased",
+        NATIVE,
+        "fast = names.str.to_lowercase()",
+        "fast = names",
+        NATIVE_TESTS,
+    ),
+    Mutation("native_space_kept", NATIVE, '.str.strip_chars(" ")', "", NATIVE_TESTS),
+    # --- the Spark SQL (sql/spark/star.sql): the rules' second implementation, held to the reference
+    Mutation(
+        "spark_tolerance_strict",
+        STAR,
+        "<= {{match_tolerance_ms}}",
+        "< {{match_tolerance_ms}}",
+        SPARK_REFERENCE,
+    ),
+    Mutation(
+        "spark_farthest_first",
+        STAR,
+        "ORDER BY abs(t.duration_num * 1000 - n.length_ms), t.track_id) AS pick",
+        "ORDER BY abs(t.duration_num * 1000 - n.length_ms) DESC, t.track_id) AS pick",
+        SPARK_REFERENCE,
+    ),
+    Mutation(
+        "spark_artist_largest_id",
+        STAR,
+        "SELECT artist_key, min(artist_id) AS named_artist_id",
+        "SELECT artist_key, max(artist_id) AS named_artist_id",
+        SPARK_REFERENCE,
+    ),
+    Mutation(
+        "spark_inferred_id_without_length",
+        STAR,
+        "\n                    char({{key_separator_code}}), CAST(length_ms AS STRING))",
+        ")",
+        SPARK_REFERENCE,
     ),
 ]
 

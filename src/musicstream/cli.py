@@ -34,6 +34,7 @@ from musicstream.config import (
     read_settings_files,
 )
 from musicstream.errors import ConfigError, MusicstreamError
+from musicstream.rules import TIERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -512,7 +513,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
 @cli.command()
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First day to cover (UTC), e.g. 2018-11-05.")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day to cover (UTC, inclusive).")
-@click.option("--tier", type=click.Choice(["free", "paid"]), help="Only plays on this tier.")
+@click.option("--tier", type=click.Choice(TIERS), help="Only plays on this tier.")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="Length of top lists.")
 @click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write an HTML report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report's figures as JSON.")

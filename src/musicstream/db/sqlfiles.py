@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
+
+from musicstream.rules import sql_constants
+
+_CONSTANT = re.compile(r"\{\{(\w+)\}\}")
 
 
 @cache
 def read_sql(name: str) -> str:
-    """The text of ``sql/<name>.sql``, e.g. ``read_sql("load/merge_plays")``."""
+    """The text of ``sql/<name>.sql``, e.g. ``read_sql("load/merge")``, with the rules' constants written in: a
+    ``{{name}}`` is ``musicstream.rules.sql_constants()[name]``, a literal of our own (never input)."""
     path = resources.files("musicstream").joinpath("sql", *f"{name}.sql".split("/"))
-    return path.read_text(encoding="utf-8")
+    constants = sql_constants()
+
+    def constant(match: re.Match[str]) -> str:
+        if match[1] not in constants:
+            raise KeyError(f"sql/{name}.sql names {match[0]}, which musicstream.rules does not define")
+        return constants[match[1]]
+
+    return _CONSTANT.sub(constant, path.read_text(encoding="utf-8"))
 
 
 def statements(name: str) -> list[str]:

@@ -25,6 +25,7 @@ import polars as pl
 from musicstream.engines.read import CSV_LINE_END  # the one CSV dialect of the staging COPY
 from musicstream.extract.fields import INT_MAX, INT_MIN, MAX_KEY_CHARS
 from musicstream.extract.files import BOM, open_input
+from musicstream.rules import MAX_LENGTH_S, TIERS
 from musicstream.transform.normalize import name_key
 from musicstream.transform.records import TS_MAX, TS_MIN, UNKNOWN_NAME, Play, UserEvent
 
@@ -307,13 +308,13 @@ def _native(lines: pl.Series, raw: bytes, pattern: str, counts: dict[str, int]) 
         & pl.col("ts").is_between(TS_MIN, TS_MAX)
         & pl.col("sessionId").is_between(INT_MIN, INT_MAX)
         & pl.col("itemInSession").is_between(INT_MIN, INT_MAX)
-        & pl.col("level").is_in(["free", "paid"])
+        & pl.col("level").is_in(list(TIERS))
     )
     playable = (
         song.str.len_chars().is_between(1, MAX_KEY_CHARS)
         & artist.str.len_chars().is_between(1, MAX_KEY_CHARS)
         & (length >= 0)
-        & (length < 2_000_000)
+        & (length < MAX_LENGTH_S)
     )
     frame = frame.with_columns(
         logged_out.alias("logged_out"),

@@ -9,6 +9,7 @@ from typing import Any
 from musicstream import __version__
 from musicstream.report import charts
 from musicstream.report.build import empty_period
+from musicstream.rules import TIERS
 
 CSS = """
 :root { color-scheme: light; --ink: #1d2430; --muted: #5b6472; --line: #e3e7ee; --accent: #3b6fb6; }
@@ -142,8 +143,8 @@ def _dashboard(report: dict[str, Any]) -> str:
             charts.bars(
                 "tiers",
                 "Plays by tier",
-                ["free", "paid"],
-                [t["plays"].get("free", 0), t["plays"].get("paid", 0)],
+                list(TIERS),
+                [t["plays"].get(tier, 0) for tier in TIERS],
                 "plays",
             ),
             _table(
@@ -155,7 +156,7 @@ def _dashboard(report: dict[str, Any]) -> str:
                         _num(t["listeners"].get(tier, 0)),
                         _num(t["current_tier_of_listeners"].get(tier, 0)),
                     ]
-                    for tier in ("free", "paid")
+                    for tier in TIERS
                 ],
                 {1, 2, 3},
             ),

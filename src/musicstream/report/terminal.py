@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from musicstream.report.build import empty_period
+from musicstream.rules import TIERS
 
 BAR_WIDTH = 24
 
@@ -81,7 +82,7 @@ def _weekdays(report: dict[str, Any]) -> Table:
 def _tiers(report: dict[str, Any]) -> Table:
     t = report["tiers"]
     table = _table("Free vs paid", "tier", "plays", "listeners", "listeners now")
-    for tier in ("free", "paid"):
+    for tier in TIERS:
         table.add_row(
             tier,
             f"{t['plays'].get(tier, 0):,}",

@@ -9,9 +9,9 @@ import orjson
 
 from musicstream.extract.fields import INT_MAX, INT_MIN, MAX_KEY_CHARS, BadField, integer, key_text, number, text
 from musicstream.extract.values import Reject
+from musicstream.rules import MAX_LENGTH_S, TIERS
 from musicstream.transform.normalize import length_ms, name_key
 
-TIERS = frozenset({"free", "paid"})
 # 0001-01-01 .. 9999-12-31 in epoch milliseconds: what a PostgreSQL TIMESTAMP can hold and Python can show.
 TS_MIN, TS_MAX = -62135596800000, 253402300799999
 
@@ -195,7 +195,7 @@ def _fast_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | None:
             and type(artist) is str
             and 0 < len(artist) <= MAX_KEY_CHARS
             and type(length) is float
-            and 0 <= length < 2_000_000
+            and 0 <= length < MAX_LENGTH_S
         ):
             return None
     except (KeyError, TypeError):
@@ -230,7 +230,7 @@ def _careful_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | Rejec
         item = integer(obj, "itemInSession", required=True)
         tier = text(obj, "level", required=True)
         if tier not in TIERS:
-            raise BadField(f"field 'level': expected 'free' or 'paid', got {tier!r}")
+            raise BadField(f"field 'level': expected {' or '.join(map(repr, TIERS))}, got {tier!r}")
         assert user_id is not None and ts is not None and session_id is not None and item is not None
         user = user_event(
             ts,
@@ -250,7 +250,7 @@ def _careful_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | Rejec
         artist = key_text(obj, "artist")
         length = number(obj, "length", required=True)
         assert song is not None and artist is not None and length is not None
-        if not 0 <= length < 2_000_000:
+        if not 0 <= length < MAX_LENGTH_S:
             raise BadField(f"field 'length': {length} is not a plausible song length in seconds")
     except BadField as exc:
         return Reject(str(exc))

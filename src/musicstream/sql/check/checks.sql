@@ -42,8 +42,8 @@ WHERE hour <> extract(hour FROM start_time) OR day <> extract(day FROM start_tim
 
 -- name: tiers_valid
 -- Tiers are 'free' or 'paid', in users and plays.
-SELECT (SELECT count(*) FROM users WHERE tier NOT IN ('free', 'paid'))
-     + (SELECT count(*) FROM trackplays WHERE tier NOT IN ('free', 'paid'));
+SELECT (SELECT count(*) FROM users WHERE tier NOT IN ({{tiers}}))
+     + (SELECT count(*) FROM trackplays WHERE tier NOT IN ({{tiers}}));
 
 -- name: tracks_have_artist
 -- Every track's artist is in artists.
@@ -58,8 +58,8 @@ SELECT (SELECT count(*) FROM tracks t
 
 -- name: inferred_ids_prefixed
 -- Inferred ids carry their prefix, catalog ids do not.
-SELECT (SELECT count(*) FROM tracks WHERE is_inferred <> (track_id LIKE 'IT-%'))
-     + (SELECT count(*) FROM artists WHERE is_inferred <> (artist_id LIKE 'IA-%'));
+SELECT (SELECT count(*) FROM tracks WHERE is_inferred <> (track_id LIKE {{inferred_track_prefix}} || '%'))
+     + (SELECT count(*) FROM artists WHERE is_inferred <> (artist_id LIKE {{inferred_artist_prefix}} || '%'));
 
 -- name: runs_reconcile
 -- Every finished run accounts for each record it read: loaded + skipped + duplicate + rejected.

@@ -80,16 +80,17 @@ WHERE artist_key IN (SELECT artist_key FROM touched_artist_keys)
 ) k;
 
 -- name: resolve
--- Rules 6 and 7: catalog track by normalised title + artist within 1.0 s (closest, then smallest id);
+-- Rules 6 and 7: catalog track by normalised title + artist within the tolerance (closest, then smallest id);
 -- else catalog artist by normalised name (smallest id) or an inferred artist; inferred track per
--- (title, resolved artist, length in ms). Inferred ids: 'IA-'/'IT-' + md5 of the normalised key.
+-- (title, resolved artist, length in ms). Inferred ids: a prefix + md5 of the normalised key. The constants
+-- ({{...}}) come from musicstream/rules.py.
 CREATE TEMP TABLE resolution ON COMMIT DROP AS
 WITH track_match AS (
     SELECT DISTINCT ON (k.k_id) k.k_id, t.track_id, t.artist_id
     FROM names_to_resolve k
     JOIN tracks t
       ON NOT t.is_inferred AND t.artist_key = k.artist_key AND t.title_key = k.title_key
-     AND abs(t.duration::numeric - k.length_ms / 1000.0) <= 1.0
+     AND abs(t.duration::numeric - k.length_ms / 1000.0) <= {{match_tolerance_s}}
     ORDER BY k.k_id, abs(t.duration::numeric - k.length_ms / 1000.0), t.track_id
 ), artist_match AS (
     SELECT artist_key, min(artist_id) AS artist_id
@@ -98,7 +99,7 @@ WITH track_match AS (
     GROUP BY artist_key
 ), resolved AS (
     SELECT k.*, tm.track_id AS catalog_track_id,
-           coalesce(tm.artist_id, am.artist_id, 'IA-' || left(md5(k.artist_key), 24)) AS artist_id,
+           coalesce(tm.artist_id, am.artist_id, {{inferred_artist_prefix}} || left(md5(k.artist_key), {{inferred_id_hex}})) AS artist_id,
            (tm.artist_id IS NULL AND am.artist_id IS NULL) AS artist_inferred
     FROM names_to_resolve k
     LEFT JOIN track_match tm USING (k_id)
@@ -107,7 +108,9 @@ WITH track_match AS (
 SELECT name_id, title_key, artist_key, length_ms, song_title, artist_name, old_track_id, old_artist_id,
        artist_id, artist_inferred,
        coalesce(catalog_track_id,
-                'IT-' || left(md5(title_key || chr(31) || artist_id || chr(31) || length_ms::text), 24)) AS track_id,
+                {{inferred_track_prefix}}
+                || left(md5(title_key || chr({{key_separator_code}}) || artist_id || chr({{key_separator_code}}) || length_ms::text),
+                        {{inferred_id_hex}})) AS track_id,
        catalog_track_id IS NULL AS track_inferred
 FROM resolved;
 

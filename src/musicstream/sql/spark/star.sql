@@ -37,9 +37,10 @@ FROM plays
 GROUP BY title_key, artist_key, length_ms;
 
 -- name: resolution
--- Rules 6 and 7: catalog track by normalised title + artist within 1.0 s (closest, then smallest id), computed
+-- Rules 6 and 7: catalog track by normalised title + artist within the tolerance (closest, then smallest id), computed
 -- in decimals like PostgreSQL's numeric; else the catalog artist by normalised name (smallest id) or an inferred
--- artist; inferred track per (title, resolved artist, length in ms). Ids: 'IA-'/'IT-' + md5 of the key.
+-- artist; inferred track per (title, resolved artist, length in ms). Ids: a prefix + md5 of the key. The
+-- constants ({{...}}) come from musicstream/rules.py.
 CREATE OR REPLACE TEMP VIEW resolution AS
 WITH track_match AS (
     SELECT title_key, artist_key, length_ms, track_id AS catalog_track_id, artist_id AS catalog_artist_id
@@ -51,13 +52,13 @@ WITH track_match AS (
         FROM names n
         JOIN catalog_tracks t
           ON t.artist_key = n.artist_key AND t.title_key = n.title_key
-         AND abs(t.duration_num * 1000 - n.length_ms) <= 1000
+         AND abs(t.duration_num * 1000 - n.length_ms) <= {{match_tolerance_ms}}
     ) WHERE pick = 1
 ), artist_match AS (
     SELECT artist_key, min(artist_id) AS named_artist_id FROM catalog_tracks GROUP BY artist_key
 ), resolved AS (
     SELECT n.title_key, n.artist_key, n.length_ms, n.song_title, n.artist_name, tm.catalog_track_id,
-           coalesce(tm.catalog_artist_id, am.named_artist_id, concat('IA-', left(md5(n.artist_key), 24)))
+           coalesce(tm.catalog_artist_id, am.named_artist_id, concat({{inferred_artist_prefix}}, left(md5(n.artist_key), {{inferred_id_hex}})))
                AS artist_id,
            (tm.catalog_artist_id IS NULL AND am.named_artist_id IS NULL) AS artist_inferred
     FROM names n
@@ -67,7 +68,8 @@ WITH track_match AS (
 )
 SELECT title_key, artist_key, length_ms, song_title, artist_name, artist_id, artist_inferred,
        coalesce(catalog_track_id,
-                concat('IT-', left(md5(concat(title_key, char(31), artist_id, char(31), CAST(length_ms AS STRING))), 24)))
+                concat({{inferred_track_prefix}}, left(md5(concat(title_key, char({{key_separator_code}}), artist_id,
+                    char({{key_separator_code}}), CAST(length_ms AS STRING))), {{inferred_id_hex}})))
            AS track_id,
        catalog_track_id IS NULL AS track_inferred
 FROM resolved;
