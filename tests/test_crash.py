@@ -22,48 +22,12 @@ from musicstream.checks import run_checks
 from musicstream.config import Settings
 from musicstream.db.bulk import table_of
 from musicstream.db.connection import Database
-from musicstream.load import pipeline
+from musicstream.db.sqlfiles import named_statements
+from musicstream.load.merge import LATE_ROLLUPS, STEPS
 from test_order_independence import reset, snapshot
 
 DAYS = ("2018-11-02", "2018-11-05", "2018-11-13", "2018-11-21", "2018-11-28", "2018-11-30")
-MERGE_STEPS = [
-    "touched_artist_keys",
-    "merge_artists",
-    "merge_tracks",
-    "stage_names",
-    "names_to_resolve",
-    "resolve",
-    "inferred_artists",
-    "inferred_tracks",
-    "insert_names",
-    "name_spellings",
-    "update_names",
-    "inferred_artist_names",
-    "inferred_track_titles",
-    "merge_users",
-    "insert_plays",
-    "drop_unused_names",
-    "insert_time",
-    "session_sums",
-    "rollup_sessions",
-    "rollup_hours",
-    "rebuild_indexes",
-    "moved_sessions",
-    "reresolve_plays",
-    "recount_catalog_plays",
-    "touched_days",
-    "touched_days_moved",
-    "day_tops",
-    "day_sets",
-    "day_tier_moves",
-    "session_lengths",
-    "delete_orphan_tracks",
-    "delete_orphan_artists",
-    "refresh_mtimes",
-    "replace_rejects",
-    "insert_rejects",
-    "record_files",
-]
+MERGE_STEPS = [step.name for step in STEPS]  # the merge's crash points: one list drives the run and these
 BEFORE_COMMIT = [
     "locked",
     "run-recorded",
@@ -79,8 +43,15 @@ AFTER_COMMIT = ["committed", "analyzed"]
 
 
 def test_the_crash_points_are_the_merge_steps() -> None:
-    """Every merge step is a crash point here and a line of the progress display: one list, in order."""
-    assert tuple(MERGE_STEPS) == pipeline.MERGE_STEPS
+    """Every merge step is a crash point, in the order of the one list: each name is a statement of merge.sql or
+    a step done in Python, and every statement of merge.sql is a step, a first load's variant of one, or max_ids."""
+    statements = set(named_statements("load/merge"))
+    done_in_python = {step.name for step in STEPS if step.does is not None}
+    assert len(set(MERGE_STEPS)) == len(MERGE_STEPS)
+    assert {name for name in MERGE_STEPS if name not in statements} <= done_in_python
+    variants = {name for name in statements if name.endswith("_first")}
+    assert {name.removesuffix("_first") for name in variants} <= set(MERGE_STEPS)
+    assert statements - set(MERGE_STEPS) - variants == {"max_ids"}
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +175,7 @@ def test_first_load_killed_then_rerun(db: Database, batches: Any, states: dict[s
     assert rows(db, "SELECT count(*) FROM trackplays") == [(0,)]
     assert rows(db, "SELECT count(*) FROM deferred_indexes")[0][0] > 0
     deferred = {table_of(definition) for (definition,) in rows(db, "SELECT definition FROM deferred_indexes")}
-    assert deferred >= {"trackplays", "timetb", *pipeline.LATE_ROLLUPS}
+    assert deferred >= {"trackplays", "timetb", *LATE_ROLLUPS}
     with db.connect(autocommit=True) as conn:  # the keys are off until the next load: check says so
         assert [c.name for c in run_checks(conn) if not c.passed] == ["foreign_keys_in_place"]
     _finish_and_compare(db, second, states)

@@ -21,7 +21,9 @@ from conftest import rows
 from musicstream import LoadOptions, run_load
 from musicstream.console import RichProgress
 from musicstream.db.connection import Database
-from musicstream.load.pipeline import MERGE_STEPS
+from musicstream.load.merge import STEPS
+
+MERGE_STEPS = [step.name for step in STEPS]
 
 
 def musicstream(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str, str]:

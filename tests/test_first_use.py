@@ -298,9 +298,13 @@ def test_ctrl_c_while_a_statement_waits_in_the_server(short_tmp: Path, udacity: 
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + PHASE_SECONDS
-    while not (home / "pgdata" / ".s.PGSQL.5432").exists():
-        assert keeper.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    while True:  # until the server the keeper started answers
+        try:
+            psycopg.connect(url).close()
+            break
+        except psycopg.OperationalError:
+            assert keeper.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
     with psycopg.connect(url) as holder:
         holder.execute("LOCK TABLE trackplays IN ACCESS EXCLUSIVE MODE")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -243,17 +244,18 @@ def test_a_first_load_takes_its_start_times_without_the_lookup(
 ) -> None:
     """Into an empty timetb, insert_time runs without its lookup of stored times (new_times_only); plays sharing
     a start time still give one row, the key comes back, and a later run's times are looked up again."""
-    from musicstream.load import pipeline
+    from musicstream.load import merge
     from test_rejects import event
 
     taken: list[str] = []
-    edit = pipeline.new_times_only
+    statement = merge._statement
 
-    def spy(statement: str) -> str:
-        taken.append(statement)
-        return edit(statement)
+    def spy(name: str) -> str:
+        if name.startswith("insert_time"):
+            taken.append(name)
+        return statement(name)
 
-    monkeypatch.setattr(pipeline, "new_times_only", spy)
+    monkeypatch.setattr(merge, "_statement", spy)
     first, second = tmp_path / "first" / "log_data", tmp_path / "second" / "log_data"
     first.mkdir(parents=True)
     second.mkdir(parents=True)
@@ -267,7 +269,7 @@ def test_a_first_load_takes_its_start_times_without_the_lookup(
         + "\n"
     )
     result = run_load(db, [first.parent])
-    assert (result.records_loaded, result.rows_added["timetb"], len(taken)) == (3, 2, 1)
+    assert (result.records_loaded, result.rows_added["timetb"], taken) == (3, 2, ["insert_time_first"])
     assert rows(db, "SELECT contype, pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'timetb_pkey'") == [
         ("p", "PRIMARY KEY (start_time)")
     ]
@@ -275,35 +277,42 @@ def test_a_first_load_takes_its_start_times_without_the_lookup(
         json.dumps(event(ts=ts, itemInSession=3)) + "\n" + json.dumps(event(ts=ts + 5000, itemInSession=4)) + "\n"
     )
     result = run_load(db, [second.parent])
-    assert (result.records_loaded, result.rows_added["timetb"], len(taken)) == (2, 1, 1)
+    assert (result.records_loaded, result.rows_added["timetb"], taken[1:]) == (2, 1, ["insert_time"])
     assert rows(db, "SELECT start_time, weekday FROM timetb ORDER BY 1") == rows(
         db, "SELECT DISTINCT start_time, to_char(start_time, 'FMDay') FROM trackplays ORDER BY 1"
     )
     assert rows(db, "SELECT count(*) FROM timetb") == [(3,)]
 
 
-def test_new_times_only_takes_out_the_lookup_and_the_order() -> None:
-    from musicstream.db.sqlfiles import named_statements
-    from musicstream.load.pipeline import new_times_only
+def _without(statement: str, *clauses: str) -> str:
+    """``statement`` less the clauses given as regular expressions (each must be found once), its comments gone."""
+    text = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--"))
+    for clause in clauses:
+        text, found = re.subn(clause, "", text, flags=re.DOTALL)
+        assert found == 1, clause
+    return " ".join(text.replace(";", "").split())
 
-    written = named_statements("load/merge")["insert_time"]
-    edited = new_times_only(written)
+
+def test_insert_time_first_is_insert_time_less_the_lookup_and_the_order() -> None:
+    from musicstream.db.sqlfiles import named_statements
+
+    statements = named_statements("load/merge")
+    written, first = statements["insert_time"], statements["insert_time_first"]
     assert "NOT EXISTS" in written and "ORDER BY" in written
-    assert "NOT EXISTS" not in edited and "ORDER BY" not in edited
-    assert written.startswith(edited)
+    assert _without(
+        written, r"\nWHERE NOT EXISTS \(SELECT 1 FROM timetb [^\n]*\)", r"\nORDER BY start_time"
+    ) == _without(first)
 
 
-def test_unsorted_plays_takes_out_the_winners_and_the_lookup() -> None:
+def test_insert_plays_first_is_insert_plays_less_the_winners_and_the_lookup() -> None:
     """A first load's insert_plays: the same columns from the same join, without DISTINCT ON, the lookup of stored
-    keys and the ORDER BY (its comments go with the lookup)."""
+    keys and the ORDER BY."""
     from musicstream.db.sqlfiles import named_statements
-    from musicstream.load.pipeline import unsorted_plays
 
-    written = named_statements("load/merge")["insert_plays"]
-    edited = unsorted_plays(written)
+    statements = named_statements("load/merge")
+    written, first = statements["insert_plays"], statements["insert_plays_first"]
     for part in ("DISTINCT ON", "NOT EXISTS", "ORDER BY"):
-        assert part in written and part not in edited
-    assert "--" not in edited
-    head, _, tail = edited.partition("SELECT ")
-    assert written.startswith(head + "SELECT DISTINCT ON (") and tail.rstrip() in written
-    assert tail.rstrip().endswith("JOIN play_names n USING (artist_key, title_key, length_ms)")
+        assert part in written and part not in first
+    assert _without(
+        written, r"DISTINCT ON \([^)]*\)\s*", r"\nWHERE NOT EXISTS \(\n.*?\n\)", r"\nORDER BY [^;]*"
+    ) == _without(first)

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from musicstream.db.connection import Database
-from musicstream.load.pipeline import MERGE_STEPS
+from musicstream.load.merge import STEPS
+
+MERGE_STEPS = [step.name for step in STEPS]
 
 
 def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

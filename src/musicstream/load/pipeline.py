@@ -10,11 +10,9 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
-import re
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,17 +26,17 @@ from musicstream.db.bulk import (
     MARK_ABANDONED,
     attach_deferred_keys,
     defer_indexes,
-    deferred_definition,
-    key_index_name,
     rebuild_indexes,
 )
 from musicstream.db.connection import Database
 from musicstream.db.schema import ROLLUP_TABLES, require_schema
-from musicstream.db.sqlfiles import named_statements
 from musicstream.errors import InputError, LoadError, MusicstreamError, TooManyRejects
 from musicstream.faults import point
+from musicstream.load.merge import LATE_ROLLUPS, finish, merge
 from musicstream.load.state import Engine, Progress, RunState
 from musicstream.load.stats import LoadResult, peak_rss_mb
+
+log = logging.getLogger("musicstream.load")  # shown with --verbose, kept with --log-file
 
 
 class _NoProgress:
@@ -81,258 +79,6 @@ class LoadOptions:
     dry_run: bool = False
 
 
-# The merge's steps, in order: each is a crash point (tests/test_crash.py) and a line of the progress display.
-MERGE_STEPS = (
-    "touched_artist_keys",
-    "merge_artists",
-    "merge_tracks",
-    "stage_names",
-    "names_to_resolve",
-    "resolve",
-    "inferred_artists",
-    "inferred_tracks",
-    "insert_names",
-    "name_spellings",
-    "update_names",
-    "inferred_artist_names",
-    "inferred_track_titles",
-    "merge_users",
-    "insert_plays",
-    "drop_unused_names",
-    "insert_time",
-    "session_sums",
-    "rollup_sessions",
-    "rollup_hours",
-    "rebuild_indexes",
-    "moved_sessions",
-    "reresolve_plays",
-    "recount_catalog_plays",
-    "touched_days",
-    "touched_days_moved",
-    "day_tops",
-    "day_sets",
-    "day_tier_moves",
-    "session_lengths",
-    "delete_orphan_tracks",
-    "delete_orphan_artists",
-    "refresh_mtimes",
-    "replace_rejects",
-    "insert_rejects",
-    "record_files",
-)
-_STEP_NUMBERS = {name: number for number, name in enumerate(MERGE_STEPS, start=1)}
-
-log = logging.getLogger("musicstream.load")  # shown with --verbose, kept with --log-file
-
-
-def _step(run: RunState, name: str) -> None:
-    """The merge reaches a step: its crash point, and the progress display's "step k of n"."""
-    point(f"merge:{name}")
-    log.info("merge step %d/%d: %s", _STEP_NUMBERS[name], len(MERGE_STEPS), name)
-    run.progress.step(name.replace("_", " "), _STEP_NUMBERS[name], len(MERGE_STEPS))
-
-
-_EXPLAIN = os.environ.get("MUSICSTREAM_EXPLAIN")  # profiling aid: append each merge step's plan to this file
-
-
-def _explain(conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None, query: str) -> None:
-    if not _EXPLAIN:
-        return
-    if query.lstrip().upper().startswith(("CREATE", "ANALYZE")):
-        return
-    with conn.transaction():  # a savepoint: the plan's execution is rolled back, then the step runs for real
-        plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + query, params).fetchall()
-        with open(_EXPLAIN, "a", encoding="utf-8") as out:
-            out.write(f"-- {name}\n" + "\n".join(str(row[0]) for row in plan) + "\n\n")
-        raise psycopg.Rollback()
-
-
-def _scalar(conn: psycopg.Connection[Any], run: RunState, name: str, params: dict[str, Any] | None = None) -> int:
-    _step(run, name)
-    query = named_statements("load/merge")[name]
-    _explain(conn, name, params, query)
-    started = time.perf_counter()
-    row = conn.execute(query, params).fetchone()
-    run.result.timings[name] = round(time.perf_counter() - started, 4)
-    return int(row[0]) if row and row[0] is not None else 0
-
-
-def _exec(
-    conn: psycopg.Connection[Any],
-    run: RunState,
-    name: str,
-    params: dict[str, Any] | None = None,
-    statement: str | None = None,
-    *,
-    again: bool = False,
-    edit: Callable[[str], str] | None = None,
-) -> int:
-    """Run the merge step ``name`` (its named statement, or the variant ``statement`` of it, changed by ``edit``
-    when given); ``again``: the step was reached already (its crash point passed) and is run a second time, its
-    time added to the first's."""
-    if not again:
-        _step(run, name)
-    query = named_statements("load/merge")[statement or name]
-    if edit is not None:
-        query = edit(query)
-    _explain(conn, statement or name, params, query)
-    started = time.perf_counter()
-    cur = conn.execute(query, params)
-    spent = time.perf_counter() - started
-    run.result.timings[name] = round(spent + (run.result.timings.get(name, 0.0) if again else 0.0), 4)
-    return cur.rowcount
-
-
-# The rollups the day refreshes write, after rebuild_indexes: when they were empty at the start of the run (a first
-# load), their keys and indexes are built once they hold their rows, before the commit (attach_deferred_keys). The
-# four refreshes of a 1M first load, on a truncated copy: 7.4–9.3 s into indexed tables, 6.3–7.7 s without the
-# indexes plus 0.23–0.31 s to build them; in whole 1M first loads (four alternating pairs), the refreshes and the
-# attachment 5.76–6.13 → 5.37–6.11 s.
-LATE_ROLLUPS = ("rollup_day_tops", "rollup_user_days", "rollup_session_lengths")
-
-_NATURAL_KEY = key_index_name("trackplays_natural_key")  # the fact table's natural key, while it is deferred
-
-
-_WINNERS = re.compile(
-    r"(?s)(.*?\bSELECT )DISTINCT ON \([^)]*\)\s*(.*?)\n(?:--[^\n]*\n)*WHERE NOT EXISTS \(\n.*?\n\)\nORDER BY [^;]*;?\s*"
-)
-
-
-def unsorted_plays(statement: str) -> str:
-    """``insert_plays`` for a fact table that was empty when the run began, without what picks each repeated
-    natural key's winner (its DISTINCT ON and its ORDER BY) and without its lookup of stored keys (none are
-    stored): the same plays, in the order staged, when no key repeats. The lookup's condition is false then, but
-    its anti-join still ran once per staged play (837,279 plays: 0.7 s of the step's 4.5 s in its plan)."""
-    return _taken_out(_WINNERS, statement, "insert_plays has no DISTINCT ON … NOT EXISTS … ORDER BY")
-
-
-_TIME_KEY = key_index_name("timetb_pkey")  # timetb's key, while it is deferred
-
-_KNOWN_TIMES = re.compile(r"(?s)(.*?)\nWHERE NOT EXISTS \(SELECT 1 FROM timetb [^\n]*\)\nORDER BY start_time;?\s*")
-
-
-def new_times_only(statement: str) -> str:
-    """``insert_time`` without its lookup of the start times already stored and without its order: the distinct
-    start times of the run's plays, for a timetb that was empty when the run began."""
-    return _taken_out(_KNOWN_TIMES, statement, "insert_time has no NOT EXISTS … ORDER BY")
-
-
-def _taken_out(clauses: re.Pattern[str], statement: str, missing: str) -> str:
-    """A merge statement without some of its clauses: the text of ``clauses``' groups (what stays), in order."""
-    match = clauses.fullmatch(statement)
-    if match is None:
-        raise AssertionError(f"{missing} to take out")
-    return "".join(match.groups())
-
-
-def _insert_time(conn: psycopg.Connection[Any], run: RunState, ids: dict[str, int]) -> int:
-    """Rule 4: a timetb row per new start time (``insert_time``). Into a timetb that was empty when the run began
-    (its key deferred, db/bulk.py: nothing else writes it in a run), every distinct start time of the run's plays is
-    new, so the lookup of stored times and the order go (1M plays: the step's plan 2.6 s, of which 0.7 s are the
-    empty lookup's merge join and the sort it needs); the key, built after, checks that they are distinct."""
-    first = deferred_definition(conn, _TIME_KEY) is not None
-    return _exec(conn, run, "insert_time", ids, edit=new_times_only if first else None)
-
-
-def _insert_plays(conn: psycopg.Connection[Any], run: RunState, ids: dict[str, int]) -> int:
-    """Rules 1 and 2: the run's new plays (``insert_plays``). Into an empty fact table whose natural key is
-    deferred (a first load), first without the sort that picks each repeated key's winner, the key's unique index
-    built at once as the check that no key repeats; when one does, that attempt is rolled back (a savepoint) and
-    ``insert_plays`` runs as written. Measured on 837,279 plays, alternating with the code before: 10.0 s →
-    4.7 s, plus 0.8 s for the key's index (built here instead of in rebuild_indexes)."""
-    build_key = deferred_definition(conn, _NATURAL_KEY) if ids["after_play"] == 0 else None
-    if build_key is not None:
-        try:
-            with conn.transaction():
-                plays = _exec(conn, run, "insert_plays", ids, edit=unsorted_plays)
-                started = time.perf_counter()
-                conn.execute(build_key)  # a definition PostgreSQL itself wrote (bulk.defer_indexes)
-                run.result.timings["natural_key"] = round(time.perf_counter() - started, 4)
-            return plays
-        except psycopg.errors.UniqueViolation:
-            log.info("a natural key repeats in this run's plays: inserting them again, each key's winner only")
-            return _exec(conn, run, "insert_plays", ids, again=True)
-    return _exec(conn, run, "insert_plays", ids)
-
-
-def _merge(conn: psycopg.Connection[Any], run: RunState) -> None:
-    result = run.result
-    row = conn.execute(named_statements("load/merge")["max_ids"]).fetchone()
-    assert row is not None
-    ids = {"after_play": int(row[0]), "after_name": int(row[1])}
-    conn.execute("ANALYZE stage_plays")
-    started = time.perf_counter()
-    added: dict[str, int] = {}
-    _exec(conn, run, "touched_artist_keys")
-    added["artists"] = _scalar(conn, run, "merge_artists")
-    added["tracks"] = _scalar(conn, run, "merge_tracks")
-    new_tracks = added["tracks"]
-    _exec(conn, run, "stage_names")
-    _exec(conn, run, "names_to_resolve")
-    _exec(conn, run, "resolve")
-    conn.execute("ANALYZE resolution")
-    added["artists"] += _exec(conn, run, "inferred_artists")
-    added["tracks"] += _exec(conn, run, "inferred_tracks")
-    added["play_names"] = _exec(conn, run, "insert_names")
-    if not ids["after_name"]:  # the names' keys wait for the end (a first load): the planner learns them here
-        conn.execute("ANALYZE play_names")
-    moved_names = 0
-    if ids["after_name"]:
-        _exec(conn, run, "name_spellings")
-        moved_names = _exec(conn, run, "update_names")
-        _exec(conn, run, "inferred_artist_names", ids)
-        _exec(conn, run, "inferred_track_titles", ids)
-    else:  # no names before this run, so no inferred rows either: those just added carry the smallest spelling
-        for step in ("name_spellings", "update_names", "inferred_artist_names", "inferred_track_titles"):
-            _step(run, step)
-    added["users"] = _scalar(conn, run, "merge_users")  # before the plays that reference them
-    new_plays = _insert_plays(conn, run, ids)
-    added["trackplays"] = new_plays
-    dropped = 0
-    if new_plays < run.staged_plays:  # only a duplicate's name can be left without a play
-        dropped = _exec(conn, run, "drop_unused_names", ids)
-        added["play_names"] -= dropped
-    else:
-        _step(run, "drop_unused_names")  # the step is a no-op; its crash point stays where it was
-    added["timetb"] = _insert_time(conn, run, ids)
-    _exec(conn, run, "session_sums", ids)
-    # into an empty rollup whose key is deferred (a first load): a plain INSERT, the key built after it
-    row = conn.execute("SELECT to_regclass('rollup_sessions_key') IS NULL").fetchone()
-    _exec(conn, run, "rollup_sessions", ids, "rollup_sessions_first" if row and row[0] else None)
-    _exec(conn, run, "rollup_hours", ids)
-    _step(run, "rebuild_indexes")
-    started = time.perf_counter()
-    # and the foreign keys of tables that were empty, every row checked at once; the keys of the fact table and
-    # timetb are attached to their indexes last, before the commit (their lock would block readers until then).
-    # The late rollups, written below, have their indexes built then too.
-    rebuild_indexes(conn, attach_keys=False, later=LATE_ROLLUPS)
-    result.timings["rebuild_indexes"] = round(time.perf_counter() - started, 4)
-    moved = 0
-    if run.staged_songs:
-        _exec(conn, run, "moved_sessions", ids)
-        moved = _exec(conn, run, "reresolve_plays", ids)
-        _exec(conn, run, "recount_catalog_plays")
-    _exec(conn, run, "touched_days", ids)
-    if run.staged_songs:  # only a song file can move known plays (rule 8)
-        _exec(conn, run, "touched_days_moved", ids)
-    else:
-        _step(run, "touched_days_moved")
-    _exec(conn, run, "day_tops")
-    _exec(conn, run, "day_sets")
-    _exec(conn, run, "day_tier_moves")
-    _exec(conn, run, "session_lengths")
-    if dropped or moved_names:  # a track or artist loses its last name only when a name goes or moves
-        added["tracks"] -= _exec(conn, run, "delete_orphan_tracks")
-        added["artists"] -= _exec(conn, run, "delete_orphan_artists")
-    else:
-        _step(run, "delete_orphan_tracks")
-        _step(run, "delete_orphan_artists")
-    result.rows_added.update(added)
-    result.rows_added["plays_moved_to_catalog"] = moved
-    result.records_loaded = new_plays + new_tracks
-    result.duplicates = (run.staged_plays - new_plays) + (run.staged_songs - new_tracks)
-
-
 def _top_rejects(conn: psycopg.Connection[Any], limit: int = 3) -> list[dict[str, Any]]:
     """The run's most frequent reject reasons, each with how many records and its first file:line."""
     rows = conn.execute(
@@ -346,14 +92,6 @@ def _top_rejects(conn: psycopg.Connection[Any], limit: int = 3) -> list[dict[str
 
 def _reasons(top: list[dict[str, Any]]) -> str:
     return "Most frequent reasons: " + "; ".join(f"{r['reason']} ({r['records']:,}, e.g. {r['example']})" for r in top)
-
-
-def _finish(conn: psycopg.Connection[Any], run: RunState) -> None:
-    params = {"run_id": run.result.run_id}
-    _exec(conn, run, "refresh_mtimes")
-    _exec(conn, run, "replace_rejects")
-    _exec(conn, run, "insert_rejects", params)
-    _exec(conn, run, "record_files", params)
 
 
 def _update_run(conn: psycopg.Connection[Any], result: LoadResult) -> None:
@@ -611,7 +349,7 @@ def run(
                         result.rejected,
                         result.timings["read_and_copy"],
                     )
-                    _merge(conn, run)
+                    merging = merge(conn, run)
                     result.top_rejects = _top_rejects(conn) if result.rejected else []
                     if options.max_rejects is not None and result.rejected > options.max_rejects:
                         raise TooManyRejects(
@@ -624,7 +362,7 @@ def run(
                             f"{_reasons(result.top_rejects)}. Is this the right input? Add --allow-empty to record "
                             "the rejects anyway"
                         )
-                    _finish(conn, run)
+                    finish(merging)
                     if options.dry_run:
                         result.status = "dry-run"
                         result.run_id = 0  # its record was rolled back with the rest

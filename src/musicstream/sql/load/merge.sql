@@ -222,9 +222,7 @@ SELECT count(*) FILTER (WHERE inserted) FROM ins;
 -- run) is a duplicate and changes nothing. Within the run the earliest event of a key wins; of events at the same
 -- instant, the one whose content sorts first (byte order, NULLs last), so that neither file names nor read order
 -- choose (engines/spark's star.sql `facts` says the same). A first load into an empty table, its natural key
--- deferred, runs this first without its DISTINCT ON, its NOT EXISTS and its ORDER BY (load/pipeline.py
--- `_insert_plays`: the sort of every staged play is about 3 of its 7 s on 1M plays); the key's index, built at once,
--- shows that no key repeats, or the attempt is rolled back and this runs as written.
+-- deferred, runs insert_plays_first instead (the sort of every staged play is about 3 of this one's 7 s on 1M plays).
 INSERT INTO trackplays (start_time, user_id, tier, track_id, artist_id, session_id, item_in_session,
                         location, user_agent, name_id)
 SELECT DISTINCT ON (p.user_id, p.session_id, p.item_in_session)
@@ -244,6 +242,20 @@ WHERE NOT EXISTS (
 ORDER BY p.user_id, p.session_id, p.item_in_session, p.ts, p.song_title COLLATE "C", p.artist_name COLLATE "C",
          p.length_ms, p.tier COLLATE "C", p.location COLLATE "C" NULLS LAST, p.user_agent COLLATE "C" NULLS LAST;
 
+
+-- name: insert_plays_first
+-- insert_plays on a first load (an empty fact table, its natural key deferred): the same plays from the same join,
+-- without the DISTINCT ON and ORDER BY that pick each repeated key's winner and without the lookup of stored keys
+-- (none are stored; its anti-join still ran once per staged play: 0.7 s of the step's 4.5 s at 1M). The key's
+-- index, built at once after it (load/merge.py `_insert_plays`), shows that no key repeats; when one does, the
+-- attempt is rolled back and insert_plays runs as written.
+INSERT INTO trackplays (start_time, user_id, tier, track_id, artist_id, session_id, item_in_session,
+                        location, user_agent, name_id)
+SELECT TIMESTAMP '1970-01-01' + p.ts * INTERVAL '1 millisecond', p.user_id, p.tier, n.track_id, n.artist_id,
+       p.session_id, p.item_in_session, p.location, p.user_agent, n.name_id
+FROM stage_plays p
+JOIN play_names n USING (artist_key, title_key, length_ms);
+
 -- name: drop_unused_names
 -- A name added by this run that only duplicates of known plays used.
 DELETE FROM play_names n
@@ -260,6 +272,18 @@ SELECT start_time, date_part('hour', start_time), date_part('day', start_time), 
 FROM (SELECT DISTINCT start_time FROM trackplays WHERE trackplay_id > %(after_play)s) s
 WHERE NOT EXISTS (SELECT 1 FROM timetb t WHERE t.start_time = s.start_time)
 ORDER BY start_time;
+
+
+-- name: insert_time_first
+-- insert_time into a timetb that was empty when the run began (its key deferred: nothing else writes it in a
+-- run): every distinct start time of the run's plays is new, so no lookup of stored times and no order; the key,
+-- built after, checks that they are distinct.
+INSERT INTO timetb (start_time, hour, day, week, month, year, weekday)
+SELECT start_time, date_part('hour', start_time), date_part('day', start_time), date_part('week', start_time),
+       date_part('month', start_time), date_part('year', start_time),
+       (ARRAY['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'])
+           [date_part('dow', start_time)::int + 1]
+FROM (SELECT DISTINCT start_time FROM trackplays WHERE trackplay_id > %(after_play)s) s;
 
 -- name: session_sums
 -- The report's rollups (schema 0006) take the plays this run added: aggregated per row here, then added to the
