@@ -31,6 +31,7 @@ from musicstream.db.bulk import (
 from musicstream.db.connection import Database
 from musicstream.db.schema import ROLLUP_TABLES, require_schema
 from musicstream.errors import InputError, LoadError, MusicstreamError, TooManyRejects
+from musicstream.extract.files import InputFile
 from musicstream.faults import point
 from musicstream.load.merge import LATE_ROLLUPS, finish, merge
 from musicstream.load.state import Engine, Progress, RunState
@@ -276,11 +277,44 @@ def run(
 ) -> LoadResult:
     """Load the song and log files under ``paths`` into the star schema, as one atomic run, staged by ``engine``.
 
-    ``musicstream.run_load`` picks the engine from the options and calls this.
+    ``musicstream.run_load`` picks the engine from the options and calls this. The run's phases, in order: list the
+    files; take the database (schema, lock); record the run and defer the indexes of empty tables; then, in one
+    transaction, stage, merge, check the rejects, finish the bookkeeping and commit; then refresh the statistics.
+    A failure anywhere is recorded, what was deferred is given back, and nothing is committed.
     """
     options = options or LoadOptions()
     started = time.monotonic()
     started_ns = time.time_ns()  # before the files are listed: their modification times are compared with it
+    files = _listed(engine, paths, options)
+    result = LoadResult(files_found=len(files))
+    run = RunState(result, progress or _NoProgress())
+    try:
+        with db.connect(autocommit=True) as conn:
+            _take_the_database(conn, options)
+            ids_before = _identities(conn) if options.dry_run else []
+            backend = conn.info.backend_pid
+            try:
+                if not options.dry_run:
+                    _begin(conn, options, engine, result)
+                run.progress.start(sum(f.size for f in files), len(files))
+                ids_reached = _transaction(conn, run, engine, files, options, started, started_ns)
+            except BaseException as exc:
+                raise _failed(db, conn, backend, run, engine, options, exc, started) from None
+            run.rejects.close()
+            if options.dry_run:
+                engine.after_failure()  # a dry run ends as a failed one would: whatever it staged goes
+                _restore_identities(conn, ids_before, ids_reached or ids_before)
+                return result
+            _refresh_statistics(db, conn, result)
+            point("analyzed")
+    finally:
+        run.rejects.close()  # idempotent: also when the run never started
+        result.peak_rss_mb = round(max(result.peak_rss_mb, peak_rss_mb()), 1)
+    return result
+
+
+def _listed(engine: Engine, paths: Sequence[str | Path], options: LoadOptions) -> list[InputFile]:
+    """The input files; none is an error unless ``allow_empty`` (usually the wrong path)."""
     files = engine.discover(paths)
     if not files and not options.allow_empty:
         named = ", ".join(str(p) for p in paths)
@@ -288,7 +322,6 @@ def run(
             f"no input files under {named}: song files are *.json (or .json.gz) under song_data/, event logs under "
             "log_data/, or name the files themselves. Nothing was loaded; add --allow-empty if that is expected"
         )
-    result = LoadResult(files_found=len(files))
     log.info(
         "%s: %d input files (%.1f MB), engine %s%s",
         "dry run" if options.dry_run else "load",
@@ -297,140 +330,160 @@ def run(
         engine.name,
         ", --full" if options.full else "",
     )
-    run = RunState(result, progress or _NoProgress())
-    try:
-        with db.connect(autocommit=True) as conn:
-            require_schema(conn)
-            # The session's buffers for temporary tables: the staged rows and the merge's working tables are read
-            # several times each; in PostgreSQL's 8 MB every page of them goes out to a file and back (1M events:
-            # stage_plays alone is 220 MB). Only as much as they hold is used. A session-wide SET: the setting
-            # cannot change once the session has used a temporary table (a pooled session may have: then the
-            # load goes on with the session's own setting).
-            with contextlib.suppress(psycopg.errors.InvalidParameterValue):
-                conn.execute("SET temp_buffers = '512MB'")
-            _lock(conn, options.wait)
-            point("locked")
-            ids_before = _identities(conn) if options.dry_run else []
-            ids_reached = ids_before  # a dry run that fails part way may leave gaps in the ids (as a failed load)
-            backend = conn.info.backend_pid
-            try:
-                if not options.dry_run:
-                    _record_run(conn, options, engine, result)
-                    point("run-recorded")
-                    defer_indexes(
-                        conn,
-                        ["trackplays", "play_names", "tracks", "timetb", "rollup_sessions", *LATE_ROLLUPS],
-                        keys=["trackplays", "timetb", "rollup_sessions", "play_names", *LATE_ROLLUPS],
-                    )
-                    point("indexes-deferred")
-                run.progress.start(sum(f.size for f in files), len(files))
-                with conn.transaction():
-                    if options.dry_run:  # the run's record exists inside the transaction only (rejects name it)
-                        _record_run(conn, options, engine, result)
-                    # Room for the merge's hashes and sorts (in memory, not spilled to disk: 2 s less on 1M plays),
-                    # and for the index builds of tables that were empty (1.6 s → 0.9 s per fact-table index).
-                    conn.execute("SET LOCAL work_mem = '512MB'")
-                    conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
-                    # Parallel workers for the merge's scans and aggregates of whole tables (a 1M first load's
-                    # session rollup: 2.5 s → 1.5 s on two cores). PostgreSQL's default costs judge gathering the
-                    # partial rows dearer than it is, and never start workers for these statements.
-                    conn.execute("SET LOCAL parallel_setup_cost = 100")
-                    conn.execute("SET LOCAL parallel_tuple_cost = 0.01")
-                    if options.statement_timeout:
-                        timeout_ms = str(max(1, round(options.statement_timeout * 1000)))
-                        conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))
-                    started_stage = time.perf_counter()
-                    engine.stage(conn, run, files, options.full, started_ns)
-                    result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
-                    log.info(
-                        "read %d files, %d records (%d rejected) in %.1f s; merging",
-                        result.files_read,
-                        result.records_read,
-                        result.rejected,
-                        result.timings["read_and_copy"],
-                    )
-                    merging = merge(conn, run)
-                    result.top_rejects = _top_rejects(conn) if result.rejected else []
-                    if options.max_rejects is not None and result.rejected > options.max_rejects:
-                        raise TooManyRejects(
-                            f"{result.rejected} records were rejected, more than --max-rejects {options.max_rejects}; "
-                            f"nothing was loaded. {_reasons(result.top_rejects)}. Fix the input, or raise --max-rejects"
-                        )
-                    if result.records_read and result.rejected == result.records_read and not options.allow_empty:
-                        raise LoadError(
-                            f"every record read was rejected ({result.rejected:,}): nothing was loaded. "
-                            f"{_reasons(result.top_rejects)}. Is this the right input? Add --allow-empty to record "
-                            "the rejects anyway"
-                        )
-                    finish(merging)
-                    if options.dry_run:
-                        result.status = "dry-run"
-                        result.run_id = 0  # its record was rolled back with the rest
-                        result.seconds = round(time.monotonic() - started, 3)
-                        ids_reached = _identities(conn)
-                        raise psycopg.Rollback()  # everything the run did is undone; the counts stay
-                    engine.before_commit(conn)
-                    started_keys = time.perf_counter()
-                    if attach_deferred_keys(conn):
-                        result.timings["attach_keys"] = round(time.perf_counter() - started_keys, 4)
-                    result.status = "succeeded"
-                    result.seconds = round(time.monotonic() - started, 3)
-                    _update_run(conn, result)
-                    point("commit")
-                if not options.dry_run:
-                    point("committed")
-                log.info(
-                    "%s in %.1f s: %d records read, %d loaded, %d skipped by rule, %d duplicates, %d rejected",
-                    f"run {result.run_id} committed" if result.run_id else "dry run rolled back",
-                    result.seconds,
-                    result.records_read,
-                    result.records_loaded,
-                    result.records_skipped,
-                    result.duplicates,
-                    result.rejected,
-                )
-            except BaseException as exc:
-                interrupted = isinstance(exc, KeyboardInterrupt)
-                result.status = "interrupted" if interrupted else "failed"
-                result.seconds = round(time.monotonic() - started, 3)
-                if interrupted:
-                    result.error = (
-                        f"interrupted (Ctrl-C) after {result.seconds:.1f} s, before the commit: nothing was committed"
-                    )
-                elif isinstance(exc, MusicstreamError):
-                    result.error = str(exc)
-                elif isinstance(exc, psycopg.errors.QueryCanceled):
-                    result.error = (
-                        f"a statement ran longer than the statement timeout ({options.statement_timeout} s): "
-                        f"{mask_error(exc).strip()}. Nothing was committed; raise --statement-timeout and run it again"
-                    )
-                elif isinstance(exc, psycopg.Error) and (conn.broken or conn.closed):
-                    result.error = (
-                        "lost the connection to the database during the load (the server restarted, or the "
-                        f"connection was dropped): {mask_error(exc).strip()}. Nothing was committed; run the load again"
-                    )
-                elif isinstance(exc, psycopg.Error):
-                    result.error = f"database error: {mask_error(exc).strip()}"
-                else:
-                    result.error = f"{type(exc).__name__}: {mask_error(exc)}"
-                if not options.dry_run:
-                    _record_failure(db, conn, backend, result)
-                run.rejects.close()
-                engine.after_failure()
-                log.info("run %s %s after %.1f s: %s", result.run_id, result.status, result.seconds, result.error)
-                if isinstance(exc, MusicstreamError):
-                    raise
-                if isinstance(exc, psycopg.Error):
-                    raise LoadError(f"the load failed and nothing was changed: {result.error}") from None
-                raise
-            run.rejects.close()
-            if options.dry_run:
-                engine.after_failure()  # a dry run ends as a failed one would: whatever it staged goes
-                _restore_identities(conn, ids_before, ids_reached)
-                return result
-            _refresh_statistics(db, conn, result)
-            point("analyzed")
-    finally:
-        run.rejects.close()  # idempotent: also when the run never started
-        result.peak_rss_mb = round(max(result.peak_rss_mb, peak_rss_mb()), 1)
-    return result
+    return files
+
+
+def _take_the_database(conn: psycopg.Connection[Any], options: LoadOptions) -> None:
+    """The schema is current, the session has room for its temporary tables, and the run holds the load lock."""
+    require_schema(conn)
+    # The session's buffers for temporary tables: the staged rows and the merge's working tables are read several
+    # times each; in PostgreSQL's 8 MB every page of them goes out to a file and back (1M events: stage_plays alone
+    # is 220 MB). Only as much as they hold is used. A session-wide SET: the setting cannot change once the session
+    # has used a temporary table (a pooled session may have: then the load goes on with the session's own setting).
+    with contextlib.suppress(psycopg.errors.InvalidParameterValue):
+        conn.execute("SET temp_buffers = '512MB'")
+    _lock(conn, options.wait)
+    point("locked")
+
+
+def _begin(conn: psycopg.Connection[Any], options: LoadOptions, engine: Engine, result: LoadResult) -> None:
+    """The run recorded as running, and the indexes and keys of the tables still empty dropped (each recorded, to
+    be built again once the tables hold their rows: before the commit, or by whoever settles a run that died)."""
+    _record_run(conn, options, engine, result)
+    point("run-recorded")
+    defer_indexes(
+        conn,
+        ["trackplays", "play_names", "tracks", "timetb", "rollup_sessions", *LATE_ROLLUPS],
+        keys=["trackplays", "timetb", "rollup_sessions", "play_names", *LATE_ROLLUPS],
+    )
+    point("indexes-deferred")
+
+
+def _transaction(
+    conn: psycopg.Connection[Any],
+    run: RunState,
+    engine: Engine,
+    files: list[InputFile],
+    options: LoadOptions,
+    started: float,
+    started_ns: int,
+) -> list[tuple[str, int, bool]] | None:
+    """Stage, merge, check the rejects, finish the bookkeeping and commit, in one transaction (a dry run: roll it
+    back, and return the identities it reached)."""
+    result = run.result
+    ids_reached = None
+    with conn.transaction():
+        if options.dry_run:  # the run's record exists inside the transaction only (rejects name it)
+            _record_run(conn, options, engine, result)
+        # Room for the merge's hashes and sorts (in memory, not spilled to disk: 2 s less on 1M plays), and for the
+        # index builds of tables that were empty (1.6 s → 0.9 s per fact-table index).
+        conn.execute("SET LOCAL work_mem = '512MB'")
+        conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        # Parallel workers for the merge's scans and aggregates of whole tables (a 1M first load's session rollup:
+        # 2.5 s → 1.5 s on two cores). PostgreSQL's default costs judge gathering the partial rows dearer than it
+        # is, and never start workers for these statements.
+        conn.execute("SET LOCAL parallel_setup_cost = 100")
+        conn.execute("SET LOCAL parallel_tuple_cost = 0.01")
+        if options.statement_timeout:
+            timeout_ms = str(max(1, round(options.statement_timeout * 1000)))
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))
+        started_stage = time.perf_counter()
+        engine.stage(conn, run, files, options.full, started_ns)
+        result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
+        log.info(
+            "read %d files, %d records (%d rejected) in %.1f s; merging",
+            result.files_read,
+            result.records_read,
+            result.rejected,
+            result.timings["read_and_copy"],
+        )
+        merging = merge(conn, run)
+        _check_rejects(conn, result, options)
+        finish(merging)
+        if options.dry_run:
+            result.status = "dry-run"
+            result.run_id = 0  # its record was rolled back with the rest
+            result.seconds = round(time.monotonic() - started, 3)
+            ids_reached = _identities(conn)
+            raise psycopg.Rollback()  # everything the run did is undone; the counts stay
+        engine.before_commit(conn)
+        started_keys = time.perf_counter()
+        if attach_deferred_keys(conn):
+            result.timings["attach_keys"] = round(time.perf_counter() - started_keys, 4)
+        result.status = "succeeded"
+        result.seconds = round(time.monotonic() - started, 3)
+        _update_run(conn, result)
+        point("commit")
+    if not options.dry_run:
+        point("committed")
+    log.info(
+        "%s in %.1f s: %d records read, %d loaded, %d skipped by rule, %d duplicates, %d rejected",
+        f"run {result.run_id} committed" if result.run_id else "dry run rolled back",
+        result.seconds,
+        result.records_read,
+        result.records_loaded,
+        result.records_skipped,
+        result.duplicates,
+        result.rejected,
+    )
+    return ids_reached
+
+
+def _check_rejects(conn: psycopg.Connection[Any], result: LoadResult, options: LoadOptions) -> None:
+    """The run fails when it rejected more than --max-rejects, or everything it read (unless --allow-empty)."""
+    result.top_rejects = _top_rejects(conn) if result.rejected else []
+    if options.max_rejects is not None and result.rejected > options.max_rejects:
+        raise TooManyRejects(
+            f"{result.rejected} records were rejected, more than --max-rejects {options.max_rejects}; "
+            f"nothing was loaded. {_reasons(result.top_rejects)}. Fix the input, or raise --max-rejects"
+        )
+    if result.records_read and result.rejected == result.records_read and not options.allow_empty:
+        raise LoadError(
+            f"every record read was rejected ({result.rejected:,}): nothing was loaded. "
+            f"{_reasons(result.top_rejects)}. Is this the right input? Add --allow-empty to record "
+            "the rejects anyway"
+        )
+
+
+def _failed(
+    db: Database,
+    conn: psycopg.Connection[Any],
+    backend: int,
+    run: RunState,
+    engine: Engine,
+    options: LoadOptions,
+    exc: BaseException,
+    started: float,
+) -> BaseException:
+    """A run that failed or was interrupted: its result says why, it is recorded, what it deferred is given back,
+    and whatever it staged goes. Returns what to raise."""
+    result = run.result
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    result.status = "interrupted" if interrupted else "failed"
+    result.seconds = round(time.monotonic() - started, 3)
+    if interrupted:
+        result.error = f"interrupted (Ctrl-C) after {result.seconds:.1f} s, before the commit: nothing was committed"
+    elif isinstance(exc, MusicstreamError):
+        result.error = str(exc)
+    elif isinstance(exc, psycopg.errors.QueryCanceled):
+        result.error = (
+            f"a statement ran longer than the statement timeout ({options.statement_timeout} s): "
+            f"{mask_error(exc).strip()}. Nothing was committed; raise --statement-timeout and run it again"
+        )
+    elif isinstance(exc, psycopg.Error) and (conn.broken or conn.closed):
+        result.error = (
+            "lost the connection to the database during the load (the server restarted, or the "
+            f"connection was dropped): {mask_error(exc).strip()}. Nothing was committed; run the load again"
+        )
+    elif isinstance(exc, psycopg.Error):
+        result.error = f"database error: {mask_error(exc).strip()}"
+    else:
+        result.error = f"{type(exc).__name__}: {mask_error(exc)}"
+    if not options.dry_run:
+        _record_failure(db, conn, backend, result)
+    run.rejects.close()
+    engine.after_failure()
+    log.info("run %s %s after %.1f s: %s", result.run_id, result.status, result.seconds, result.error)
+    if isinstance(exc, psycopg.Error):
+        return LoadError(f"the load failed and nothing was changed: {result.error}")
+    return exc
