@@ -10,8 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from musicstream.extract.values import Reject, iter_json_values
-from musicstream.load.rejects import raw_text
+from musicstream.extract.values import Reject, iter_json_values, raw_text
 from musicstream.transform.normalize import length_ms, name_key
 from musicstream.transform.records import (
     Skip,

@@ -65,3 +65,45 @@ def test_the_pipeline_shows_in_the_folder_names() -> None:
     assert (PACKAGE / "engines" / "local.py").is_file() and (PACKAGE / "engines" / "spark.py").is_file()
     assert (PACKAGE / "transform" / "records.py").is_file()
     assert not (PACKAGE / "load" / "stage.py").exists() and not (PACKAGE / "load" / "parse.py").exists()
+
+
+# The load modules an engine may use: the interface a run hands it (state), the staging tables it fills (staging),
+# the counts it sets (stats) and the spool its rejects go to (rejects). Never the run itself or its merge.
+ENGINE_MAY_USE = {
+    "musicstream.load.state",
+    "musicstream.load.staging",
+    "musicstream.load.stats",
+    "musicstream.load.rejects",
+}
+
+
+def test_no_engine_reaches_into_the_run() -> None:
+    wrong = [
+        f"{path.relative_to(PACKAGE)} imports {module}"
+        for path in sorted((PACKAGE / "engines").rglob("*.py"))
+        for module in sorted(imported(path))
+        if module.startswith("musicstream.load.") and ".".join(module.split(".")[:3]) not in ENGINE_MAY_USE
+    ]
+    assert wrong == []
+
+
+# The top-level modules, by what they may import: the foundation imports no other part of musicstream (but the
+# foundation's own errors); the operator's modules (what runs between loads) use the database, never a run, an
+# engine, a report or the command line.
+FOUNDATION = {"errors", "rules", "faults", "memory", "config"}
+OPERATOR = {"checks", "status", "ops", "queries", "export"}
+
+
+@pytest.mark.parametrize("module", sorted(FOUNDATION | OPERATOR))
+def test_top_level_modules_keep_to_their_layer(module: str) -> None:
+    allowed = FOUNDATION if module in FOUNDATION else {*FOUNDATION, "db"}
+    used = {layer_of(name) for name in imported(PACKAGE / f"{module}.py")}
+    assert used - allowed - {module} == set()
+
+
+def test_every_top_level_module_has_a_layer() -> None:
+    """A new top-level module is placed in a layer above (or is the package's door: __init__, __main__, api, the
+    command line and its console output)."""
+    doors = {"__init__", "__main__", "api", "cli", "console"}
+    found = {p.stem for p in PACKAGE.glob("*.py")}
+    assert found - FOUNDATION - OPERATOR - doors == set()

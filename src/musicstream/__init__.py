@@ -1,6 +1,6 @@
 """musicstream: a music-streaming app's JSON song files and event logs → a PostgreSQL star schema.
 
-Library entry points: :func:`musicstream.run_load` (with :class:`musicstream.LoadOptions`, returning a
+Library entry points: :func:`musicstream.run_load` (``api.py``, with :class:`musicstream.LoadOptions`, returning a
 :class:`musicstream.LoadResult`), :class:`musicstream.db.connection.Database`, :class:`musicstream.config.Settings`.
 
 The package reads as the pipeline: ``extract`` (files and bytes → JSON values and fields), ``transform`` (the
@@ -16,18 +16,18 @@ __version__ = "0.1.0"
 __all__ = ["LoadOptions", "LoadResult", "run_load"]
 
 if TYPE_CHECKING:
-    from musicstream.engines import run_load
-    from musicstream.load.pipeline import LoadOptions
+    from musicstream.api import run_load
+    from musicstream.load.state import LoadOptions
     from musicstream.load.stats import LoadResult
 
 
 def __getattr__(name: str) -> Any:  # imported on first use: `import musicstream` stays cheap for the CLI
     if name == "run_load":
-        from musicstream.engines import run_load
+        from musicstream.api import run_load
 
         return run_load
     if name == "LoadOptions":
-        from musicstream.load.pipeline import LoadOptions
+        from musicstream.load.state import LoadOptions
 
         return LoadOptions
     if name == "LoadResult":

@@ -20,8 +20,7 @@ from musicstream.errors import EngineError
 
 if TYPE_CHECKING:
     from musicstream.db.connection import Database
-    from musicstream.load.pipeline import LoadOptions
-    from musicstream.load.state import Engine, Progress
+    from musicstream.load.state import Engine, LoadOptions
     from musicstream.load.stats import LoadResult
 
 ENGINES = ("local", "spark")
@@ -84,16 +83,3 @@ def engine_for(db: Database, options: LoadOptions) -> Engine:
     from musicstream.engines.spark import SparkEngine
 
     return SparkEngine(db, options.master)
-
-
-def run_load(
-    db: Database,
-    paths: Sequence[str | Path],
-    options: LoadOptions | None = None,
-    progress: Progress | None = None,
-) -> LoadResult:
-    """Load the song and log files under ``paths`` into the star schema, as one atomic run."""
-    from musicstream.load.pipeline import LoadOptions, run
-
-    options = options or LoadOptions()
-    return run(db, engine_for(db, options), paths, options, progress)

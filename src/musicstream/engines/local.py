@@ -37,7 +37,7 @@ from musicstream.extract.files import InputFile, discover
 from musicstream.faults import point
 from musicstream.load.rejects import RowSpool
 from musicstream.load.staging import PLAY_COLUMNS, SONG_COLUMNS, USER_COLUMNS, create_staging
-from musicstream.load.state import RunState
+from musicstream.load.state import RunState, Staged
 
 SLICE_BYTES = 32 << 20  # plain log files bigger than this are parsed in slices of this size
 SONGS_PER_TASK = 256
@@ -278,9 +278,9 @@ def stage_files(
     full: bool,
     workers: int | None,
     started_ns: int,
-) -> RowSpool:
+) -> tuple[RowSpool, Staged]:
     """Parse and COPY every new or changed file (every file when ``full``); returns the manifest rows of the files
-    read. ``started_ns`` is when the run listed the files."""
+    read and what was staged. ``started_ns`` is when the run listed the files."""
     result = staging.result
     same = bytearray(len(files)) if full else _unchanged(conn, staging, files, started_ns)
     to_read = [f for f, unchanged in zip(files, same, strict=True) if not unchanged]
@@ -291,23 +291,24 @@ def stage_files(
         count = 1
     window = 2 * count
     done = _Files(staging, started_ns)
+    songs_staged = plays_staged = 0
     with _executor(count) as pool, conn.cursor() as cur:
         songs = [f for f in to_read if f.kind == "song"]
         logs = [_FileState(f) for f in to_read if f.kind == "log"]
         done.logs = {state.file.path: state for state in logs}
         if songs:
             staging.progress.phase("reading song files")
-            staging.staged_songs = _copy_results(
+            songs_staged = _copy_results(
                 cur, pool, window, staging, done, _song_tasks(songs, done.songs_inflight), "stage_songs", SONG_COLUMNS
             )
         if logs:
             staging.progress.phase("reading log files")
-            staging.staged_plays = _copy_results(
+            plays_staged = _copy_results(
                 cur, pool, window, staging, done, _log_tasks(logs), "stage_plays", PLAY_COLUMNS
             )
     for state in logs:
         done.done(state.file, state.records, state.rejects, state.digest)
-    return done.manifest
+    return done.manifest, Staged(plays=plays_staged, songs=songs_staged)
 
 
 def _copy_bookkeeping(conn: psycopg.Connection[Any], staging: RunState, manifest: RowSpool) -> None:
@@ -342,15 +343,16 @@ class LocalEngine:
 
     def stage(
         self, conn: psycopg.Connection[Any], run: RunState, files: Sequence[InputFile], full: bool, started_ns: int
-    ) -> None:
+    ) -> Staged:
         create_staging(conn)
         point("staging-tables")
-        manifest = stage_files(conn, run, files, full, self.workers, started_ns)
+        manifest, staged = stage_files(conn, run, files, full, self.workers, started_ns)
         try:
             point("bookkeeping")
             _copy_bookkeeping(conn, run, manifest)
         finally:
             manifest.close()
+        return staged
 
     def before_commit(self, conn: psycopg.Connection[Any]) -> None:
         pass

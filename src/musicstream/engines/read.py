@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from musicstream.extract.files import BOM, open_input
-from musicstream.extract.values import Reject, iter_json_values
-from musicstream.load.rejects import raw_text
-from musicstream.load.stats import peak_rss_mb
+from musicstream.extract.values import Reject, iter_json_values, raw_text
+from musicstream.memory import peak_rss_mb
 from musicstream.transform.records import Play, Skip, UserEvent, keep_latest, parse_event, parse_song
 
 if TYPE_CHECKING:

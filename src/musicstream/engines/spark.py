@@ -44,11 +44,12 @@ from musicstream.engines.tasks import (
     stage_users,
 )
 from musicstream.errors import ConfigError, EngineError, InputError
-from musicstream.extract.files import HADOOP_SCHEMES, InputFile, _kind_from_parts, discover, in_hidden_folder
+from musicstream.extract.files import HADOOP_SCHEMES, InputFile, discover, in_hidden_folder, kind_of_path
 from musicstream.faults import point
 from musicstream.load.staging import create_staging
-from musicstream.load.state import RunState
-from musicstream.load.stats import LoadResult, peak_rss_mb
+from musicstream.load.state import RunState, Staged
+from musicstream.load.stats import LoadResult
+from musicstream.memory import peak_rss_mb
 from musicstream.transform.records import UserEvent, latest_of
 
 DEFAULT_MASTER = "local[2]"
@@ -248,7 +249,7 @@ def _hadoop_files(spark: SparkSession, url: str) -> list[InputFile]:
                 continue
             if in_hidden_folder(text[len(prefix) :] if text.startswith(prefix) else text.split(":", 1)[1]):
                 continue
-            kind = _kind_from_parts(Path(text.split(":", 1)[1])) or "log"
+            kind = kind_of_path(Path(text.split(":", 1)[1])) or "log"
             found.append(InputFile(text, kind, int(status.getLen())))
         return found
     except InputError:
@@ -364,7 +365,7 @@ class SparkEngine:
 
     def stage(
         self, conn: psycopg.Connection[Any], run: RunState, files: Sequence[InputFile], full: bool, started_ns: int
-    ) -> None:
+    ) -> Staged:
         """Fill the run's staging schema through Spark, then point the transaction's search_path at it."""
         result = run.result
         known: dict[str, tuple[int, str]] = {
@@ -401,8 +402,8 @@ class SparkEngine:
                 "SELECT (SELECT count(*) FROM stage_plays), (SELECT count(*) FROM stage_songs)"
             ).fetchone()
         assert row is not None
-        run.staged_plays, run.staged_songs = int(row[0]), int(row[1])
         result.peak_rss_mb = max(result.peak_rss_mb, jvm_peak_rss_mb(self.spark))
+        return Staged(plays=int(row[0]), songs=int(row[1]))
 
     def before_commit(self, conn: psycopg.Connection[Any]) -> None:
         """Drop the staging schema in the load's own transaction: it goes exactly when the run commits."""

@@ -40,7 +40,7 @@ def _is_input(name: str) -> bool:
     return lower.endswith(SUFFIXES) and not name.startswith(".")
 
 
-def _kind_from_parts(path: Path) -> Kind | None:
+def kind_of_path(path: Path) -> Kind | None:
     for part in reversed(path.parts[:-1]):
         if part in _TREES:
             return _TREES[part]
@@ -118,7 +118,7 @@ def _discover_url(url: str, found: list[InputFile]) -> None:
         if info.get("type") != "file" or not _is_input(name) or in_hidden_folder(key[len(root) :]):
             continue
         path = f"{protocol}://{key}"
-        kind = _kind_from_parts(Path(key)) or _sniff(path)
+        kind = kind_of_path(Path(key)) or _sniff(path)
         found.append(InputFile(path, kind, int(info.get("size") or 0)))
 
 
@@ -139,7 +139,7 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
             raise InputError(f"input path not found: {given}")
         root = Path(os.path.realpath(root))  # once: the walk below follows no folder link, so its folders are real
         if root.is_file():
-            kind = _kind_from_parts(root) or _sniff(root)
+            kind = kind_of_path(root) or _sniff(root)
             stat = root.stat()
             found.append(InputFile(str(root), kind, stat.st_size, stat.st_mtime_ns))
             continue

@@ -47,3 +47,15 @@ def iter_json_values(data: str) -> Iterator[tuple[int, Any, str]]:
             yield line, value, raw
         line += data.count("\n", pos, stop)
         pos = stop
+
+
+RAW_LIMIT = 1 << 20  # a reject keeps at most 1 MiB of its raw text
+
+
+def raw_text(raw: bytes | str) -> tuple[str, str]:
+    """Storable raw text and a note: invalid UTF-8 shown as \\xNN, NUL as \\x00, cut at RAW_LIMIT."""
+    text = raw if isinstance(raw, str) else raw.decode("utf-8", errors="backslashreplace")
+    text = text.replace("\x00", "\\x00")
+    if len(text) > RAW_LIMIT:
+        return text[:RAW_LIMIT], f" (raw text cut to {RAW_LIMIT} of {len(text)} characters)"
+    return text, ""

@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,9 @@ from musicstream.errors import InputError, LoadError, MusicstreamError, TooManyR
 from musicstream.extract.files import InputFile
 from musicstream.faults import point
 from musicstream.load.merge import LATE_ROLLUPS, finish, merge
-from musicstream.load.state import Engine, Progress, RunState
-from musicstream.load.stats import LoadResult, peak_rss_mb
+from musicstream.load.state import Engine, LoadOptions, Progress, RunState
+from musicstream.load.stats import LoadResult
+from musicstream.memory import peak_rss_mb
 
 log = logging.getLogger("musicstream.load")  # shown with --verbose, kept with --log-file
 
@@ -52,32 +52,6 @@ class _NoProgress:
 
     def step(self, name: str, number: int, total: int) -> None:
         pass
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to run a load.
-
-    ``full`` re-reads files the manifest lists as unchanged; ``max_rejects`` turns more rejects than that into
-    a failed (rolled back) run; ``allow_empty`` lets a run that finds no input file, or rejects every record it
-    reads, succeed (else it fails: usually the wrong path); ``wait`` waits for another load on the same
-    database instead of failing; ``workers`` is the number of parsing processes of the local engine (default: one
-    per core);
-    ``statement_timeout`` (seconds) fails the run when one statement takes longer. ``engine`` "spark" reads and
-    stages the files with Spark (``master``: its master URL, ``local[2]`` by default); the merge is the same.
-    ``dry_run`` does everything a load does, in its transaction, and rolls it back: the counts are exactly what
-    the load would do to this database, and nothing is written (no run recorded, no index dropped).
-    """
-
-    full: bool = False
-    max_rejects: int | None = None
-    allow_empty: bool = False
-    wait: bool = True
-    workers: int | None = None
-    statement_timeout: float | None = None
-    engine: str = "local"
-    master: str | None = None
-    dry_run: bool = False
 
 
 def _top_rejects(conn: psycopg.Connection[Any], limit: int = 3) -> list[dict[str, Any]]:
@@ -388,7 +362,8 @@ def _transaction(
             timeout_ms = str(max(1, round(options.statement_timeout * 1000)))
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))
         started_stage = time.perf_counter()
-        engine.stage(conn, run, files, options.full, started_ns)
+        staged = engine.stage(conn, run, files, options.full, started_ns)
+        run.staged_plays, run.staged_songs = staged.plays, staged.songs
         result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
         log.info(
             "read %d files, %d records (%d rejected) in %.1f s; merging",

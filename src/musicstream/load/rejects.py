@@ -1,4 +1,5 @@
-"""Rejected records, kept on disk until the run stages them, so memory stays bounded however many there are."""
+"""Rows a run keeps on disk until it stages them (rejects, files read), so memory stays bounded however many there
+are. How a reject's raw text is stored: ``extract.values.raw_text``."""
 
 from __future__ import annotations
 
@@ -7,16 +8,7 @@ from collections.abc import Iterator
 
 import orjson
 
-RAW_LIMIT = 1 << 20  # a reject keeps at most 1 MiB of its raw text
-
-
-def raw_text(raw: bytes | str) -> tuple[str, str]:
-    """Storable raw text and a note: invalid UTF-8 shown as \\xNN, NUL as \\x00, cut at RAW_LIMIT."""
-    text = raw if isinstance(raw, str) else raw.decode("utf-8", errors="backslashreplace")
-    text = text.replace("\x00", "\\x00")
-    if len(text) > RAW_LIMIT:
-        return text[:RAW_LIMIT], f" (raw text cut to {RAW_LIMIT} of {len(text)} characters)"
-    return text, ""
+from musicstream.extract.values import raw_text
 
 
 class RowSpool:

@@ -20,6 +20,32 @@ from musicstream.load.stats import LoadResult
 from musicstream.transform.records import UserEvent, keep_latest
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to run a load.
+
+    ``full`` re-reads files the manifest lists as unchanged; ``max_rejects`` turns more rejects than that into
+    a failed (rolled back) run; ``allow_empty`` lets a run that finds no input file, or rejects every record it
+    reads, succeed (else it fails: usually the wrong path); ``wait`` waits for another load on the same
+    database instead of failing; ``workers`` is the number of parsing processes of the local engine (default: one
+    per core);
+    ``statement_timeout`` (seconds) fails the run when one statement takes longer. ``engine`` "spark" reads and
+    stages the files with Spark (``master``: its master URL, ``local[2]`` by default); the merge is the same.
+    ``dry_run`` does everything a load does, in its transaction, and rolls it back: the counts are exactly what
+    the load would do to this database, and nothing is written (no run recorded, no index dropped).
+    """
+
+    full: bool = False
+    max_rejects: int | None = None
+    allow_empty: bool = False
+    wait: bool = True
+    workers: int | None = None
+    statement_timeout: float | None = None
+    engine: str = "local"
+    master: str | None = None
+    dry_run: bool = False
+
+
 class Progress(Protocol):
     """Where a run reports progress (a rich bar on a terminal, nothing otherwise)."""
 
@@ -47,12 +73,21 @@ class RunState:
             keep_latest(self.users, event)
 
 
+@dataclass(frozen=True)
+class Staged:
+    """What an engine staged: the rows in ``stage_plays`` and ``stage_songs`` (the merge counts duplicates from
+    them)."""
+
+    plays: int
+    songs: int
+
+
 class Engine(Protocol):
     """What a run needs from an engine: four steps, called in this order by ``load.pipeline.run``.
 
     ``stage`` runs inside the load's transaction on ``conn`` and leaves, visible to it, the staging tables of
     ``load/staging.sql`` (``stage_songs``, ``stage_plays``, ``stage_users``, ``stage_rejects``, ``stage_files``,
-    ``stage_mtimes``) filled, with ``run.staged_plays`` / ``run.staged_songs`` and the result's counts set.
+    ``stage_mtimes``) filled, the result's counts of files and records set as it reads, and returns what it staged.
     """
 
     name: str
@@ -63,7 +98,7 @@ class Engine(Protocol):
 
     def stage(
         self, conn: psycopg.Connection[Any], run: RunState, files: Sequence[InputFile], full: bool, started_ns: int
-    ) -> None:
+    ) -> Staged:
         """Read the new or changed ``files`` (all of them when ``full``) into the staging tables."""
         ...
 

@@ -51,15 +51,3 @@ class LoadResult:
         data = asdict(self)
         data["reconciles"] = self.reconciles
         return data
-
-
-def peak_rss_mb(pid: int | str = "self") -> float:
-    """A process's peak resident memory (VmHWM), in MB (this one by default); 0 where /proc does not tell."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
