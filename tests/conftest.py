@@ -206,7 +206,7 @@ def spark() -> Iterator[Any]:
     from musicstream.engines import require_spark
 
     require_spark()
-    from musicstream.engines.spark import session
+    from musicstream.engines.spark_session import session
 
     spark = session("local[2]")
     yield spark

@@ -73,7 +73,7 @@ def test_a_writer_stopped_at_any_step_leaves_a_whole_lake(
 ) -> None:
     """Stopped after each table, after all of them, or after publishing (before the old versions go): a reader
     following _CURRENT reads the old lake or the new one, whole."""
-    from musicstream.engines import spark as spark_engine
+    from musicstream.engines import lake as lake_writer
     from musicstream.engines import write_parquet
 
     def stop_at(name: str) -> None:
@@ -82,7 +82,7 @@ def test_a_writer_stopped_at_any_step_leaves_a_whole_lake(
 
     lake = tmp_path / "lake"
     shutil.copytree(lakes["old"], lake)
-    monkeypatch.setattr(spark_engine, "point", stop_at)
+    monkeypatch.setattr(lake_writer, "point", stop_at)
     with pytest.raises(Stopped):
         write_parquet([udacity], str(lake))
     assert read_lake(lake) == lakes["new_tables" if step == "lake:published" else "old_tables"]

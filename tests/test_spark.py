@@ -303,7 +303,7 @@ def test_a_cluster_master_needs_a_tcp_database(db: Database, pg15: dict[str, Any
 
 def test_the_session_is_utc_whatever_the_caller_set(spark: Any) -> None:
     """An active session (or spark-submit's) set to another zone is switched to UTC: timestamps are UTC (rule 4)."""
-    from musicstream.engines.spark import session
+    from musicstream.engines.spark_session import session
 
     key = "spark.sql.session.timeZone"
     spark.conf.set(key, "America/New_York")
@@ -330,7 +330,7 @@ def test_hadoop_file_names_with_list_or_pattern_characters_are_a_clear_error(
 
 
 def test_hadoop_listing_skips_hidden_folders_like_the_local_walk(spark: Any, tmp_path: Path) -> None:
-    from musicstream.engines.spark import discover_all
+    from musicstream.engines.spark_session import discover_all
     from test_rejects import event
 
     logs = tmp_path / "in" / "log_data"

@@ -244,7 +244,7 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_executors_without_musicstream_get_one_clear_message(
     cluster: dict[str, Any], tcp_db: Database, udacity: Path, tmp_path: Path, bare_python: str
 ) -> None:
-    """For the PostgreSQL output (the Parquet output runs the same probe first: engines/spark.py write_parquet)."""
+    """For the PostgreSQL output (the Parquet output runs the same probe first: engines/lake.py write_parquet)."""
     before = snapshot(tcp_db)
     target: list[str] = []
     started = time.monotonic()

@@ -1,9 +1,11 @@
 """Engines that run a load, behind one interface (``load.state.Engine``): the local engine (worker processes,
-``engines/local.py``) and Apache Spark (``engines/spark.py``, executors run ``engines/tasks.py``).
+``engines/local.py``) and Apache Spark (``engines/spark_session.py``: the session and the inputs;
+``engines/spark.py``: the PostgreSQL output; ``engines/lake.py``: the Parquet lake; executors run
+``engines/tasks.py``).
 
 Both read files with the same reader (``engines/read.py``), so records, rejects and reasons are the same whatever
 the engine, and both fill the same staging tables that the run then merges. PySpark is an optional extra: only
-``engines/spark.py`` imports it, and only after ``require_spark`` has checked that it and a Java runtime are there.
+those three modules import it, and only after ``require_spark`` has checked that it and a Java runtime are there.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _java() -> str:
 def require_spark() -> None:
     """Raise EngineError saying exactly what to install when PySpark or a Java 17+ runtime is missing."""
     try:
-        import pyspark  # noqa: F401 - only to know that it is there; engines/spark.py uses it
+        import pyspark  # noqa: F401 - only to know that it is there; the Spark modules use it
     except ImportError:
         raise EngineError(f"the Spark engine needs PySpark, which is not installed: {INSTALL_SPARK}") from None
     java = _java()
@@ -64,11 +66,11 @@ def require_spark() -> None:
 def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = None) -> LoadResult:
     """The star schema of the files under ``paths``, computed by Spark and written as a Parquet lake at ``out``."""
     require_spark()
-    from musicstream.engines import spark
+    from musicstream.engines import lake
 
     if "://" not in out:
         out = os.path.abspath(out)
-    return spark.write_parquet(paths, out, master)
+    return lake.write_parquet(paths, out, master)
 
 
 def engine_for(db: Database, options: LoadOptions) -> Engine:

@@ -2,7 +2,7 @@
 -- Each statement mirrors a step of load/merge.sql on an empty database, so the tables come out equal to a fresh
 -- PostgreSQL load. Strings compare in byte order (Spark's default, like the "C" collation); PostgreSQL sorts
 -- NULLs last, so orderings say so. Input views: plays, songs, and latest_users (rule 3: each user's latest event,
--- reduced by engines/spark.py with the local engine's own rule, transform/records.py `latest_of`).
+-- reduced by engines/lake.py with the local engine's own rule, transform/records.py `latest_of`).
 
 -- name: catalog_tracks
 -- Rule 5: one record per song id, the one that sorts first by (title, artist_id, duration, year, artist key).
