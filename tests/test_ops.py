@@ -80,7 +80,7 @@ def test_sql_is_read_only_unless_asked(db: Database, udacity: Path) -> None:
     code, _, err = musicstream("--database-url", db.conninfo, "sql", "DELETE FROM rejects")
     assert code == 2 and "add --write" in err
     code, _, err = musicstream("--database-url", db.conninfo, "sql", "SELEC 1")
-    assert code == 2 and "syntax error" in err
+    assert code == 1 and "syntax error" in err  # a query that fails is a failure, not a usage error
     code, out, _ = musicstream("--database-url", db.conninfo, "sql", "--write", "DELETE FROM rejects")
     assert code == 0 and "rows affected" in out
 

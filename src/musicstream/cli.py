@@ -6,9 +6,11 @@ Exit codes: 0 success, 1 failure (a load that failed, a check that failed), 2 us
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -33,7 +35,7 @@ from musicstream.config import (
     platform_home,
     read_settings_files,
 )
-from musicstream.errors import ConfigError, MusicstreamError
+from musicstream.errors import ConfigError, MusicstreamError, QueryError
 from musicstream.rules import TIERS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -510,9 +512,28 @@ def check(ctx: click.Context, as_json: bool) -> None:
         sys.exit(1)
 
 
+class _Date(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 on; 8.1 is supported
+    """A calendar day written YYYY-MM-DD (a day that does not exist, such as 2018-11-31, is not a date)."""
+
+    name = "date"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value)):
+                return dt.date.fromisoformat(str(value))
+        except ValueError:
+            pass
+        self.fail(f"{value} is not a date (YYYY-MM-DD)", param, ctx)
+
+
 @cli.command()
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First day to cover (UTC), e.g. 2018-11-05.")
-@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day to cover (UTC, inclusive).")
+@click.option("--since", type=_Date(), help="First day to cover (UTC), e.g. 2018-11-05.")
+@click.option("--until", type=_Date(), help="Last day to cover (UTC, inclusive).")
 @click.option("--tier", type=click.Choice(TIERS), help="Only plays on this tier.")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="Length of top lists.")
 @click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write an HTML report.")
@@ -521,8 +542,8 @@ def check(ctx: click.Context, as_json: bool) -> None:
 @_handle_errors
 def report(
     ctx: click.Context,
-    since: Any,
-    until: Any,
+    since: dt.date | None,
+    until: dt.date | None,
     tier: str | None,
     top: int,
     html_file: Path | None,
@@ -544,9 +565,7 @@ def report(
 
     if since and until and since > until:
         raise click.BadParameter("--since is after --until")
-    filters = ReportFilters(
-        since=since.date() if since else None, until=until.date() if until else None, tier=tier, top=top
-    )
+    filters = ReportFilters(since=since, until=until, tier=tier, top=top)
     db = _database(ctx)
     with db.connect(autocommit=True) as conn:
         require_schema(conn)
@@ -861,8 +880,12 @@ def sql_command(ctx: click.Context, query: str, as_csv: bool, as_json: bool, wri
             columns, found = ops.read_only_sql(conn, query, write)
         except psycopg.errors.ReadOnlySqlTransaction:
             raise click.UsageError("this statement writes; add --write if that is what you mean") from None
-        except (psycopg.errors.SyntaxError, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
-            raise click.UsageError(f"the query failed: {mask_error(exc).strip()}") from None
+        except psycopg.errors.InsufficientPrivilege:
+            raise
+        except psycopg.Error as exc:
+            if conn.broken or exc.diag.message_primary is None:
+                raise  # not the statement's fault: a lost connection is a database error
+            raise QueryError(f"the query failed: {_sql_error(exc)}") from None
     if as_json:
         _emit_json([dict(zip(columns, row, strict=True)) for row in found])
     elif as_csv:
@@ -879,6 +902,19 @@ def sql_command(ctx: click.Context, query: str, as_csv: bool, as_json: bool, wri
                 [dict(zip(columns, row, strict=True)) for row in found],
             )
         )
+
+
+def _sql_error(exc: psycopg.Error) -> str:
+    """PostgreSQL's message for a failed statement on one line: what, where in the statement (the character it
+    counts from 1), and its hint when it has one."""
+    diag = exc.diag
+    message = " ".join(str(diag.message_primary).split())
+    if diag.statement_position:
+        message += f" (at character {diag.statement_position})"
+    for extra in (diag.message_detail, diag.message_hint):
+        if extra:
+            message += f"; {' '.join(extra.split())}"
+    return mask_error(Exception(message))
 
 
 @cli.command()
@@ -1096,6 +1132,33 @@ for _command in cli.commands.values():  # the global options, accepted after the
     ]
 
 
+def _click_message(exc: click.ClickException) -> str:
+    """A click error as one line (click's own shows a usage block first): what is wrong, naming the option or
+    argument it concerns, and for a command line that does not parse, where its help is."""
+    if isinstance(exc, click.BadParameter) and not isinstance(exc, click.MissingParameter):
+        hint: Any = exc.param_hint
+        param = exc.param
+        if hint is None and param is not None:
+            hint = max(param.opts, key=len) if isinstance(param, click.Option) else param.human_readable_name
+        hint = " / ".join(hint) if isinstance(hint, list | tuple) else hint
+        message = f"{hint}: {exc.message}" if hint else exc.message
+    else:
+        message = exc.format_message()
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    unparsed = (
+        click.MissingParameter,
+        click.NoSuchOption,
+        click.BadOptionUsage,
+        click.BadArgumentUsage,
+        click.exceptions.NoSuchCommand,
+    )
+    if isinstance(exc, unparsed) or message.startswith("Got unexpected"):
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            message = f"{message.removesuffix('.')} (see `{ctx.command_path} --help`)"
+    return message
+
+
 EXIT_INTERRUPTED = 130  # the shell's convention for a process stopped by Ctrl-C (128 + SIGINT)
 
 
@@ -1126,9 +1189,11 @@ def _run(args: list[str] | None, prog_name: str) -> int:
             sys.exit(EXIT_INTERRUPTED)
         _say_error("error: aborted — nothing was changed")
         sys.exit(1)
-    except click.ClickException as exc:
-        _errors.error("%s", exc.format_message())
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `musicstream`: the help, as usage (exit 2)
         exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # a usage error (exit 2), or a failure a command reports through click
+        _say_error(f"error: {_click_message(exc)}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _say_error("error: interrupted — nothing was committed")

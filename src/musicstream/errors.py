@@ -44,3 +44,7 @@ class EngineError(MusicstreamError):
 
 class ExportError(MusicstreamError):
     """An export cannot write its files: they exist already (without --overwrite) or the folder cannot be written."""
+
+
+class QueryError(MusicstreamError):
+    """A query the user wrote failed in the database (a syntax error, an unknown table or column, ...)."""
