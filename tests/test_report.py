@@ -282,6 +282,46 @@ def test_bad_query_parameters_are_usage_errors(loaded: Database, args: list[str]
     assert "CONTEXT" not in result.output and "portal" not in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["hourly_pattern", "tier=gold"], "parameter tier takes 'free' or 'paid' (or null), not 'gold'"),
+        (["retention", "tier=Paid"], "parameter tier takes 'free' or 'paid' (or null), not 'Paid'"),
+        (["top_tracks", "limit=-1"], "parameter limit takes a whole number of at least 1"),
+        (["top_tracks", "limit=0"], "parameter limit takes a whole number of at least 1"),
+        (["user_history", "user=15", "limit=0"], "parameter limit takes a whole number of at least 1"),
+        (["location_weeks", "top=0"], "parameter top takes a whole number of at least 1"),
+    ],
+)
+def test_query_parameters_are_checked_by_value(loaded: Database, args: list[str], message: str) -> None:
+    """A value of the right type but outside the parameter's values is a usage error too: one line, exit 2."""
+    result = CliRunner().invoke(cli, ["--database-url", loaded.conninfo, "query", *args])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_an_unknown_user_is_no_such_user(loaded: Database) -> None:
+    result = CliRunner().invoke(cli, ["--database-url", loaded.conninfo, "query", "user_history", "user=99999"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: ") and "no such user: 99999" in result.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_empty_result_says_no_rows(loaded: Database, as_json: bool) -> None:
+    """A user with no plays in the period: exit 0, "no rows" on stderr, stdout still a table or JSON."""
+    args = ["user_history", "user=15", "since=2030-01-01", *(["--json"] if as_json else [])]
+    result = CliRunner().invoke(cli, ["--database-url", loaded.conninfo, "query", *args])
+    assert result.exit_code == 0, result.output
+    assert "no rows" in result.stderr and result.stderr.count("\n") == 1
+    if as_json:
+        assert json.loads(result.stdout) == []
+    else:
+        assert "start_time" in result.stdout  # the table's header: what the rows would have held
+    full = CliRunner().invoke(cli, ["--database-url", loaded.conninfo, "query", "user_history", "user=15"])
+    assert full.exit_code == 0 and "no rows" not in full.stderr
+
+
 def test_query_json_numbers_are_numbers(loaded: Database, expected: dict[str, Any]) -> None:
     hourly = _query(loaded, "hourly_pattern")
     assert all(isinstance(r["percent"], float) for r in hourly)
@@ -307,7 +347,7 @@ def test_printed_sql_runs_in_psql(loaded: Database, name: str, params: list[str]
     printed = CliRunner().invoke(cli, [*url, "query", name, *params, "--sql"])
     assert printed.exit_code == 0, printed.output
     assert "%(" not in printed.output
-    rows = json.loads(CliRunner().invoke(cli, [*url, "query", name, *params, "--json"]).output)
+    rows = json.loads(CliRunner().invoke(cli, [*url, "query", name, *params, "--json"]).stdout)
     psql = subprocess.run(
         [sys.executable, "-m", "musicstream", *url, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t"],
         input=printed.output,

@@ -627,6 +627,8 @@ def query(
     db = _database(ctx)
     with db.connect(autocommit=True) as conn:
         columns, rows = queries.run(conn, chosen, values)
+    if not rows and not _quiet(ctx):
+        click.echo(f"no rows: query {chosen.name} found nothing for these parameters", err=True)
     if as_json:
         _emit_json(rows)
         return

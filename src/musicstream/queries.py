@@ -1,8 +1,8 @@
 """Curated SQL for the questions analysts ask (``musicstream query NAME [PARAM=VALUE ...]``).
 
 Each query is a file in ``sql/queries/``: a first comment line that says what it answers, ``-- param NAME TYPE
-DEFAULT: description`` lines (DEFAULT ``null`` for none, ``required`` for a value the user must give), then one
-SELECT using ``%(NAME)s`` placeholders (values are always bound parameters).
+DEFAULT: description`` lines (TYPE one of ``TYPES``; DEFAULT ``null`` for none, ``required`` for a value the user
+must give), then one SELECT using ``%(NAME)s`` placeholders (values are always bound parameters).
 """
 
 from __future__ import annotations
@@ -19,13 +19,24 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from musicstream.db.sqlfiles import read_sql
-from musicstream.errors import ConfigError
+from musicstream.errors import ConfigError, QueryError
+from musicstream.rules import TIERS
 
 _PARAM = re.compile(r"^-- param (\w+) (\w+) (\S+): (.*)$")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_INT = re.compile(r"[+-]?\d+")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-# What each parameter type accepts, as a user reads it in an error message.
-TYPES = {"int": "a whole number, e.g. 5", "date": "a date YYYY-MM-DD, e.g. 2018-11-05", "text": "text"}
+_INT_MAX = 2**31 - 1  # the columns and casts the queries compare with are PostgreSQL INT
+# The parameter types, and what each accepts as a user reads it in an error message. ``count`` is a number of rows
+# or items (at least 1), ``tier`` a user's tier, ``user`` the id of a user the database holds.
+TYPES = {
+    "int": "a whole number, e.g. 5",
+    "count": "a whole number of at least 1, e.g. 10",
+    "user": "a user's id (a whole number), e.g. 15",
+    "date": "a date YYYY-MM-DD, e.g. 2018-11-05",
+    "tier": " or ".join(repr(t) for t in sorted(TIERS)),
+    "text": "text",
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,10 @@ def _parse(name: str) -> Query:
         match = _PARAM.match(line)
         if match:
             pname, ptype, default, description = match.groups()
+            if ptype not in TYPES:
+                raise ValueError(
+                    f"queries/{name}.sql: parameter {pname} has no type {ptype!r}; the types: {list(TYPES)}"
+                )
             value = None if default in ("null", "required") else default
             params.append(Param(pname, ptype, value, description, required=default == "required"))
     return Query(name, title, tuple(params), text)
@@ -85,12 +100,17 @@ def convert(query: Query, param: Param, text: str | None) -> Any:
     if text is None or text.lower() == "null":
         return None
     try:
-        if param.type == "int":
-            return int(text)
+        if param.type in ("int", "count", "user"):
+            number = int(text) if _INT.fullmatch(text) else None
+            if number is None or abs(number) > _INT_MAX or (param.type == "count" and number < 1):
+                raise ValueError(text)
+            return number
         if param.type == "date":
             if not _DATE.fullmatch(text):
                 raise ValueError(text)
             return dt.date.fromisoformat(text)
+        if param.type == "tier" and text not in TIERS:
+            raise ValueError(text)
     except ValueError:
         raise ConfigError(
             f"query {query.name}: parameter {param.name} takes {TYPES[param.type]} (or null), not {text!r}"
@@ -134,6 +154,13 @@ def runnable_sql(query: Query, values: dict[str, Any]) -> str:
 def run(conn: psycopg.Connection[Any], query: Query, values: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     with conn.transaction():
         conn.execute("SET TRANSACTION READ ONLY")
+        for user in (values[p.name] for p in query.params if p.type == "user" and values.get(p.name) is not None):
+            row = conn.execute("SELECT EXISTS (SELECT FROM users WHERE user_id = %s)", (user,)).fetchone()
+            if row is not None and not row[0]:
+                raise QueryError(  # a message that names a command to run, not SQL that runs here
+                    f"query {query.name}: no such user: {user} (the users' ids: "  # noqa: S608
+                    'musicstream sql "SELECT user_id, first_name, last_name FROM users ORDER BY 1")'
+                )
         with conn.cursor(row_factory=dict_row) as cur:
             try:
                 cur.execute(query.sql, values)  # our own trusted .sql file

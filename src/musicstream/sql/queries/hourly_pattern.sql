@@ -1,5 +1,5 @@
 -- Hourly pattern: plays and listeners by hour of day (UTC), optionally on one tier.
--- param tier text null: 'free', 'paid' or null for both
+-- param tier tier null: 'free', 'paid' or null for both
 -- param since date null: first day, UTC (null: from the start)
 -- param until date null: last day, UTC, inclusive (null: to the end)
 WITH plays AS (

@@ -1,5 +1,5 @@
 -- Listening by location over time: the top locations of the period, with their plays and listeners week by week (ISO weeks, UTC).
--- param top int 5: how many locations (by plays in the period)
+-- param top count 5: how many locations (by plays in the period)
 -- param since date null: first day, UTC (null: from the start); weeks are cut to the period
 -- param until date null: last day, UTC, inclusive (null: to the end)
 WITH rows AS (

@@ -1,7 +1,7 @@
 -- Weekly retention: of the listeners active in a week (ISO weeks, Monday to Sunday, UTC), how many came back the next week.
 -- param since date null: first day, UTC (null: from the start); weeks are cut to the period
 -- param until date null: last day, UTC, inclusive (null: to the end)
--- param tier text null: 'free', 'paid' or null for both
+-- param tier tier null: 'free', 'paid' or null for both
 WITH weeks AS (
     -- each week's listeners as one bitmap (schema 9): the union of its days'
     SELECT date_trunc('week', day)::date AS week, bits_union(users) AS users

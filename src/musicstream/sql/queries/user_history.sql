@@ -1,8 +1,8 @@
 -- A user's listening history: the user's plays in order (UTC), with the track, artist, tier and where from.
--- param user int required: the user's id
+-- param user user required: the user's id
 -- param since date null: first day, UTC (null: from the start)
 -- param until date null: last day, UTC, inclusive (null: to the end)
--- param limit int 100: how many plays, from the first
+-- param limit count 100: how many plays, from the first
 SELECT p.start_time, p.session_id, p.item_in_session, t.title, a.name AS artist,
        CASE WHEN t.is_inferred THEN 'inferred' ELSE 'catalog' END AS source, p.tier, p.location
 FROM trackplays p
