@@ -43,7 +43,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXAMPLES = "\b\nExamples:\n"
 
 
-# Width of tables written to a pipe or file: as wide as their content (rich would wrap them at 80 columns).
+# The widest line written to a pipe or a file: each table or panel is as wide as its content up to this (rich
+# would wrap them at 80 columns).
 PIPE_WIDTH = 10_000
 
 log = logging.getLogger("musicstream")  # the library's messages: stderr by --quiet/--verbose, all to --log-file
@@ -106,10 +107,14 @@ def _say_error(message: str) -> None:
 
 
 def _console(stderr: bool = False) -> Console:
+    """A console for results (stdout), or for a load's progress (stderr). Results written to a pipe or a file are
+    each as wide as their content (up to $COLUMNS when set), with no colour and no padding."""
     console = Console(stderr=stderr, highlight=False, soft_wrap=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = PIPE_WIDTH
-    return console
+    if stderr or console.is_terminal:
+        return console
+    from musicstream.console import PipeConsole
+
+    return PipeConsole(console.width if "COLUMNS" in os.environ else PIPE_WIDTH)
 
 
 def _json_value(value: Any) -> Any:

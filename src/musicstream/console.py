@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -20,6 +22,44 @@ from rich.text import Text
 
 from musicstream.checks import CheckResult
 from musicstream.load.stats import LoadResult
+
+
+class PipeConsole(Console):
+    """Where results go when stdout is not a terminal (a pipe, a file): each thing printed is as wide as its
+    content needs, up to ``max_width``, with no colour and no trailing spaces. (A console as wide as ``max_width``
+    would pad, and draw panels and rules that wide.)"""
+
+    def __init__(self, max_width: int) -> None:
+        super().__init__(highlight=False, soft_wrap=False, color_system=None, force_terminal=False, width=max_width)
+        self.max_width = max_width
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        for renderable in self._pieces(objects):
+            width = Measurement.get(self, self.options, renderable).maximum
+            page = Console(
+                file=io.StringIO(),
+                width=max(1, min(width, self.max_width)),
+                highlight=False,
+                soft_wrap=False,
+                color_system=None,
+                force_terminal=False,
+            )
+            page.print(renderable, **kwargs)
+            written = page.file.getvalue()  # type: ignore[attr-defined]
+            self.file.write("".join(line.rstrip() + "\n" for line in written.splitlines()))
+        self.file.flush()
+
+    def _pieces(self, objects: tuple[Any, ...]) -> list[RenderableType]:
+        """The things to print one by one: text with its markup applied, a group's members each on its own."""
+        pieces: list[RenderableType] = []
+        for item in objects:
+            if isinstance(item, str):
+                pieces.append(self.render_str(item))
+            elif isinstance(item, Group):
+                pieces.extend(self._pieces(tuple(item.renderables)))
+            else:
+                pieces.append(item)
+        return pieces
 
 
 class RichProgress:
