@@ -57,6 +57,24 @@ def test_runs_and_rejects_tell_what_each_run_did(db: Database, udacity: Path, tm
     assert code == 0 and "not json" in out and "bad.json" in out
 
 
+def test_runs_show_lists_the_files_of_every_run(db: Database, udacity: Path) -> None:
+    """Each run's files, also once a later run (--full) has read them again and the manifest names that run."""
+    first = _load(db, udacity)
+    code, out, err = musicstream("--database-url", db.conninfo, "load", "--full", "--json", str(udacity))
+    assert code == 0, err
+    full = json.loads(out)
+    nothing_new = _load(db, udacity)
+    assert first["files_read"] == full["files_read"] == 101 and nothing_new["files_read"] == 0
+    everything = sorted(os.path.realpath(p) for p in udacity.rglob("*.json"))
+    for run in (first, full):
+        files = _json(db, "runs", "show", str(run["run_id"]))["files"]  # type: ignore[index]
+        assert [f["path"] for f in files] == everything
+        assert sum(f["records"] for f in files) == run["records_read"]
+    assert _json(db, "runs", "show", str(nothing_new["run_id"]))["files"] == []  # type: ignore[index]
+    code, out, _ = musicstream("--database-url", db.conninfo, "runs", "show", str(first["run_id"]))
+    assert code == 0 and "2018-11-30-events.json" in out
+
+
 def test_forget_makes_the_next_load_read_files_again(db: Database, udacity: Path) -> None:
     first = _load(db, udacity)
     day = next(iter(sorted((udacity / "log_data").rglob("*.json"))))
@@ -89,7 +107,15 @@ def _written(db: Database) -> dict[str, object]:
     """Everything a load can write: the star schema, the books, and the catalog of keys and indexes."""
     books = {
         table: rows(db, f"SELECT * FROM {table} ORDER BY 1")  # noqa: S608 - fixed names
-        for table in ("etl_runs", "loaded_files", "rejects", "deferred_indexes", "rollup_sessions", "play_names")
+        for table in (
+            "etl_runs",
+            "loaded_files",
+            "run_files",
+            "rejects",
+            "deferred_indexes",
+            "rollup_sessions",
+            "play_names",
+        )
     }
     ids = rows(db, "SELECT sequencename::text, last_value FROM pg_sequences WHERE schemaname = 'public' ORDER BY 1")
     return {"star": snapshot(db), "books": books, "catalog": schema_catalog(db), "ids": ids}

@@ -761,7 +761,7 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
 @click.pass_context
 @_handle_errors
 def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
-    """Show one run: its record, the files it read (whose manifest entry it wrote), its reject reasons.
+    """Show one run: its record, the files it read, its reject reasons.
 
     \b
     Examples:

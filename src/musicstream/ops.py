@@ -28,7 +28,7 @@ def runs(conn: psycopg.Connection[Any], limit: int) -> list[dict[str, Any]]:
 
 
 def run_detail(conn: psycopg.Connection[Any], run_id: int) -> dict[str, Any]:
-    """One run: its record, the files whose manifest entry it wrote, and its rejects' reasons."""
+    """One run: its record, the files it read (run_files: also those a later run read again), its rejects' reasons."""
     require_schema(conn)
     statements = _ops()
     with conn.cursor(row_factory=dict_row) as cur:

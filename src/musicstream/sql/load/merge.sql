@@ -445,7 +445,12 @@ INSERT INTO rejects (run_id, file, line, reason, raw)
 SELECT %(run_id)s, file, line, reason, raw FROM stage_rejects ORDER BY file, line;
 
 -- name: record_files
--- The manifest, written in the same transaction as the rows: a file is loaded exactly when it is listed.
+-- The manifest, written in the same transaction as the rows: a file is loaded exactly when it is listed. Each run's
+-- files are kept as well (run_files: the manifest keeps a file's last read only).
+WITH history AS (
+    INSERT INTO run_files (run_id, path, kind, size_bytes, records, rejects)
+    SELECT %(run_id)s, path, kind, size_bytes, records, rejects FROM stage_files
+)
 INSERT INTO loaded_files AS f (path, kind, size_bytes, sha256, records, rejects, run_id, mtime_ns)
 SELECT path, kind, size_bytes, sha256, records, rejects, %(run_id)s, mtime_ns FROM stage_files
 ON CONFLICT (path) DO UPDATE

@@ -16,9 +16,9 @@ FROM etl_runs
 WHERE run_id = %(run_id)s;
 
 -- name: run_files
--- The files whose manifest entry this run wrote (read by it and not read again since).
-SELECT path, kind, size_bytes, records, rejects, loaded_at
-FROM loaded_files
+-- The files this run read (also those a later run read again).
+SELECT path, kind, size_bytes, records, rejects
+FROM run_files
 WHERE run_id = %(run_id)s
 ORDER BY path;
 
