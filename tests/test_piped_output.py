@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from rich.cells import cell_len
 
@@ -114,3 +115,23 @@ def test_a_piped_table_is_as_wide_as_its_content(sample: dict[str, str]) -> None
     assert len(lines) == 1 + 3 + 40 + 1  # title, head (border, names, rule), 40 rows, bottom border
     assert max(len(line) for line in lines) > 80
     assert len({cell_len(line) for line in lines[1:]}) == 1  # the borders and every row: one width on screen
+
+
+def test_every_command_honours_json(sample: dict[str, str]) -> None:
+    """Each command that prints something (a listing above all) has --json, and then prints JSON only."""
+    from musicstream.cli import cli
+
+    commands = [c for c in cli.commands.values() if c.name != "psql"]
+    groups = [group for group in cli.commands.values() if isinstance(group, click.Group)]
+    commands += [command for group in groups for command in group.commands.values()]
+    without = [c.name for c in commands if not any("--json" in p.opts for p in c.params)]
+    assert without == []
+    failed = {}
+    for args in COMMANDS:
+        shown = " ".join(args)
+        code, out, err = _run("--database-url", sample["url"], *(a.format(**sample) for a in args), "--json")
+        try:
+            json.loads(out)
+        except ValueError:
+            failed[shown] = (code, out[:200], err[:200])
+    assert not failed, failed

@@ -593,7 +593,7 @@ def report(
 @click.argument("name", required=False)
 @click.argument("params", nargs=-1)
 @click.option("--list", "list_queries", is_flag=True, help="List the curated queries and their parameters.")
-@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows (or with --list, the queries) as JSON.")
 @click.option("--sql", "show_sql", is_flag=True, help="Print the query's SQL instead of running it.")
 @click.pass_context
 @_handle_errors
@@ -616,6 +616,11 @@ def query(
     from musicstream import queries
 
     if list_queries or name is None:
+        if as_json:
+            _emit_json(
+                [{"name": q.name, "title": q.title, "params": [vars(p) for p in q.params]} for q in queries.available()]
+            )
+            return
         table = Table(title="Curated queries", title_justify="left")
         for column in ("name", "what it answers", "parameters (default)"):
             table.add_column(column)
