@@ -15,7 +15,15 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from musicstream.cli import main
+try:
+    from musicstream.cli import main
+except ImportError as missing:  # a Python without the package's dependencies (not the project's .venv)
+    print(
+        f"error: musicstream is not installed for {sys.executable} (no module {missing.name!r}): run `make "
+        f"setup-run` (or pip install -e .) and use .venv/bin/python {Path(__file__).name}",
+        file=sys.stderr,
+    )
+    sys.exit(1)
 
 if __name__ == "__main__":
     args = sys.argv[1:]

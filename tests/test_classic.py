@@ -9,7 +9,10 @@ import pty
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from conftest import ROOT, rows
 from musicstream.db.connection import Database
@@ -87,3 +90,21 @@ def test_etl_exit_codes_are_the_clis(db: Database) -> None:
     assert missing.returncode == 2 and "no/such/folder" in missing.stderr and "Traceback" not in missing.stderr
     unknown = _script(db, "create_tables.py", "--force")
     assert unknown.returncode == 2 and "--force" in unknown.stderr
+
+
+@pytest.mark.parametrize("script", ["create_tables.py", "etl.py"])
+def test_outside_the_venv_a_script_says_how_to_install(script: str, tmp_path: Path) -> None:
+    """`python3 etl.py` with a Python that lacks the package and its dependencies (here: this one with no site
+    packages, -I -S): one line saying how to install, exit code 1, no ModuleNotFoundError traceback."""
+    bare = [sys.executable, "-I", "-S"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    for module in ("musicstream", "click"):
+        probe = subprocess.run([*bare, "-c", f"import {module}"], cwd=tmp_path, env=env, capture_output=True)
+        assert probe.returncode != 0, f"{module} imports without site packages: the test would prove nothing"
+    done = subprocess.run(
+        [*bare, str(ROOT / script)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: musicstream is not installed") and "Traceback" not in done.stderr
+    assert "make setup-run" in line and "pip install -e ." in line and f".venv/bin/python {script}" in line
