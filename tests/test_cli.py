@@ -168,3 +168,18 @@ def test_load_with_workers_flag(db: Database, udacity: Path) -> None:
     assert code == 0 and json.loads(out)["rows_added"]["trackplays"] == 6820
     code, _ = invoke(db, "load", "--workers", "0", str(udacity))
     assert code == 2
+
+
+def test_the_top_level_help_agrees_with_the_readme() -> None:
+    """Its quick start loads the public sample (data/) as the README's does; a generated sample goes to a state
+    folder of its own (README, "A bigger, synthetic sample"), never into the default database."""
+    shown = CliRunner().invoke(cli, ["--help"]).output
+    readme = (ROOT / "README.md").read_text()
+    commands = [line.split("#")[0].strip() for line in shown.splitlines() if line.strip().startswith("musicstream ")]
+    assert "musicstream load data/" in commands
+    for command in commands:
+        if "generate" in command or "sample" in command:
+            assert "generate" in command or "--home sample/.musicstream" in command, command
+        else:
+            assert command in readme, f"{command!r} is in --help, not in the README"
+    assert "musicstream --home sample/.musicstream" in readme

@@ -187,12 +187,18 @@ def cli(
     """Load a music-streaming app's JSON song files and event logs into a PostgreSQL star schema.
 
     \b
-    Quick start (embedded PostgreSQL, no server needed):
-      musicstream generate sample/          # write a sample data set
+    Quick start (embedded PostgreSQL, no server needed), on the public sample in data/:
       musicstream init                      # create the database and schema
-      musicstream load sample/              # load it; run again and nothing changes
+      musicstream load data/                # load; run it again and it skips every file
       musicstream status                    # what the database holds
       musicstream check                     # data-quality checks
+      musicstream report                    # what people listen to
+
+    \b
+    A synthetic sample goes to a state folder (and database) of its own, never into the default one:
+      musicstream generate sample/
+      musicstream --home sample/.musicstream init
+      musicstream --home sample/.musicstream load sample/
 
     Settings come from an option, else the environment, else a musicstream.toml (in the working directory, else
     in the user's config folder), else the defaults: `musicstream config` shows them and where each came from.
