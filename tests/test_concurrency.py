@@ -3,7 +3,10 @@ the result equals one load, and readers are not blocked while a load runs."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -79,3 +82,51 @@ def test_readers_are_not_blocked_by_a_first_load(db: Database, udacity: Path, pa
         first.communicate(timeout=120)
     assert first.returncode == 0
     assert rows(db, "SELECT count(*) FROM trackplays") == [(6820,)]
+
+
+def test_a_waiting_load_says_whom_it_waits_for(db: Database, udacity: Path, tmp_path: Path) -> None:
+    """A load that finds another running on the database says so once on stderr (no -v needed): which run, its
+    process, when it started, and how to stop or skip; when the first goes (here: killed), it loads."""
+    paused = tmp_path / "paused"
+    env = {
+        **os.environ,
+        "MUSICSTREAM_DATABASE_URL": db.conninfo,
+        "MUSICSTREAM_PAUSE_AT": "run-recorded",
+        "MUSICSTREAM_PAUSE_SECONDS": "120",
+        "MUSICSTREAM_PAUSE_FILE": str(paused),
+    }
+    first = subprocess.Popen(
+        [sys.executable, "-m", "musicstream", "load", "--workers", "1", str(udacity)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    second = None
+    try:
+        deadline = time.monotonic() + 120
+        while not paused.exists() or not paused.read_text():
+            assert first.poll() is None and time.monotonic() < deadline, "the first load never got the lock"
+            time.sleep(0.1)
+        assert int(paused.read_text()) == first.pid
+        ((run_id, started),) = rows(db, "SELECT run_id, started_at FROM etl_runs WHERE status = 'running'")
+        second = _cli(db, "load", "--json", str(udacity))
+        assert second.stderr is not None
+        said = second.stderr.readline()  # the first line it writes
+        assert second.poll() is None, "the second load waits"
+        when = started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        assert said.endswith(
+            f"waiting for load {run_id} (pid {first.pid}, started {when} UTC) — Ctrl-C to stop, --no-wait to fail "
+            "at once\n"
+        ), said
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the first load's connection ends, and the lock with it
+        first.wait(timeout=60)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    assert "waiting" not in err, "said once"
+    assert json.loads(out)["records_loaded"] == 6891
+    assert rows(db, "SELECT run_id, status FROM etl_runs ORDER BY run_id") == [
+        (run_id, "abandoned"),
+        (run_id + 1, "succeeded"),
+    ]

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import json
 import logging
+import os
+import re
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -234,12 +237,44 @@ def _record_failure(db: Database, conn: psycopg.Connection[Any], backend: int, r
 
 
 def _lock(conn: psycopg.Connection[Any], wait: bool) -> None:
-    if wait:
-        conn.execute("SELECT pg_advisory_lock(%s)", (LOAD_LOCK,))
-        return
+    """One load at a time per database: take the lock, or say whom this load waits for (or, without ``wait``, fail
+    saying it). The session names its process, so that a load waiting for this one can say which it is."""
+    conn.execute("SELECT set_config('application_name', %s, false)", (f"musicstream load (pid {os.getpid()})",))
     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOAD_LOCK,)).fetchone()
-    if not row or not row[0]:
-        raise LoadError("another load is running on this database; try again later, or drop --no-wait to wait")
+    if row and row[0]:
+        return
+    holder = _lock_holder(conn)
+    if not wait:
+        which = "" if holder == "another load" else f": {holder}"
+        raise LoadError(f"another load is running on this database{which}; try again later, or drop --no-wait to wait")
+    log.warning("waiting for %s — Ctrl-C to stop, --no-wait to fail at once", holder)
+    conn.execute("SELECT pg_advisory_lock(%s)", (LOAD_LOCK,))
+
+
+def _lock_holder(conn: psycopg.Connection[Any]) -> str:
+    """The load holding the lock, as a user can find it: its run (once recorded), its process, when it started."""
+    row = conn.execute(
+        """SELECT a.application_name, a.backend_start, r.run_id, r.started_at
+           FROM pg_locks l
+           LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+           LEFT JOIN LATERAL (SELECT run_id, started_at FROM etl_runs
+                              WHERE status = 'running' AND started_at >= a.backend_start
+                              ORDER BY run_id DESC LIMIT 1) r ON true
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+             AND (l.classid::bigint << 32 | l.objid::bigint) = %s
+           LIMIT 1""",
+        (LOAD_LOCK,),
+    ).fetchone()
+    if row is None:
+        return "another load"
+    name, connected, run_id, started = row
+    pid = re.fullmatch(r"musicstream load \(pid (\d+)\)", name or "")
+    since = started or connected
+    details = [f"pid {pid.group(1)}"] if pid else []
+    if since is not None:
+        details.append(f"started {since.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC")
+    who = f"load {run_id}" if run_id is not None else "another load"
+    return f"{who} ({', '.join(details)})" if details else who
 
 
 def run(
