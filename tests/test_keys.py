@@ -265,8 +265,14 @@ def test_a_user_without_a_name_is_unknown_and_keeps_the_play(db: Database, tmp_p
     ]
 
 
+def back_to_version_12(conn: psycopg.Connection[Any]) -> None:
+    """The schema as migration 12 left it: no run_files (each run's files)."""
+    conn.execute("DROP TABLE run_files; DELETE FROM schema_migrations WHERE version = 13")
+
+
 def back_to_version_11(conn: psycopg.Connection[Any]) -> None:
     """The schema as migration 11 left it: the day lists counted as migration 8 wrote it."""
+    back_to_version_12(conn)
     script = read_sql("schema/0008_day_tops")
     start = script.index("CREATE OR REPLACE FUNCTION refresh_day_tops")
     conn.execute(script[start : script.index("$$;", start) + 3])
@@ -354,7 +360,9 @@ def test_migration_brings_a_loaded_database_to_the_model(db: Database, udacity: 
                 sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier("sparkify", view), sql.Identifier(analyst))
             )
         conn.execute("UPDATE users SET first_name = NULL, last_name = NULL WHERE user_id = 2")
-        assert migrate(conn) == [7, 8, 9, 10, 11, 12]
+        assert migrate(conn) == [7, 8, 9, 10, 11, 12, 13]
+        # the runs before migration 13: their files as the manifest holds them
+        assert conn.execute("SELECT count(*) FROM run_files").fetchone() == (101,)
         granted = conn.execute(
             "SELECT has_table_privilege(%s, 'sparkify.songs', 'SELECT'), "
             "has_table_privilege(%s, 'sparkify.artists', 'SELECT')",
