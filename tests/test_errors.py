@@ -41,8 +41,9 @@ def musicstream(*args: str, env: dict[str, str] | None = None, timeout: float = 
 
 
 def _error_line(stderr: str) -> str:
-    """The one message a failure prints: one line on stderr, usage errors included (no usage block)."""
-    lines = stderr.splitlines()
+    """The one message a failure prints: one line on stderr (after a Ctrl-C, the terminal's line may end first),
+    usage errors included (no usage block)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     return lines[0]
 
