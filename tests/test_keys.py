@@ -266,8 +266,12 @@ def test_a_user_without_a_name_is_unknown_and_keeps_the_play(db: Database, tmp_p
 
 
 def back_to_version_12(conn: psycopg.Connection[Any]) -> None:
-    """The schema as migration 12 left it: no run_files (each run's files)."""
-    conn.execute("DROP TABLE run_files; DELETE FROM schema_migrations WHERE version = 13")
+    """The schema as migration 12 left it: no run_files (each run's files), no loader's pids in etl_runs."""
+    conn.execute(
+        """DROP TABLE run_files;
+           ALTER TABLE etl_runs DROP COLUMN pid, DROP COLUMN backend_pid;
+           DELETE FROM schema_migrations WHERE version = 13"""
+    )
 
 
 def back_to_version_11(conn: psycopg.Connection[Any]) -> None:

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -198,8 +197,9 @@ def _record_run(conn: psycopg.Connection[Any], options: LoadOptions, engine: Eng
     """Mark runs that died as abandoned (none runs: this one holds the lock) and record this one as running."""
     conn.execute(MARK_ABANDONED)
     row = conn.execute(
-        "INSERT INTO etl_runs (full_reload, engine) VALUES (%s, %s) RETURNING run_id",
-        (options.full, engine.name),
+        "INSERT INTO etl_runs (full_reload, engine, pid, backend_pid) VALUES (%s, %s, %s, pg_backend_pid()) "
+        "RETURNING run_id",
+        (options.full, engine.name, os.getpid()),
     ).fetchone()
     assert row is not None
     result.run_id = int(row[0])
@@ -238,8 +238,7 @@ def _record_failure(db: Database, conn: psycopg.Connection[Any], backend: int, r
 
 def _lock(conn: psycopg.Connection[Any], wait: bool) -> None:
     """One load at a time per database: take the lock, or say whom this load waits for (or, without ``wait``, fail
-    saying it). The session names its process, so that a load waiting for this one can say which it is."""
-    conn.execute("SELECT set_config('application_name', %s, false)", (f"musicstream load (pid {os.getpid()})",))
+    saying it)."""
     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOAD_LOCK,)).fetchone()
     if row and row[0]:
         return
@@ -252,27 +251,25 @@ def _lock(conn: psycopg.Connection[Any], wait: bool) -> None:
 
 
 def _lock_holder(conn: psycopg.Connection[Any]) -> str:
-    """The load holding the lock, as a user can find it: its run (once recorded), its process, when it started."""
+    """The load holding the lock, as a user can find it: its run and process (once its run is recorded: a dry run's
+    never is), and when it started."""
     row = conn.execute(
-        """SELECT a.application_name, a.backend_start, r.run_id, r.started_at
+        """SELECT r.run_id, r.pid, coalesce(r.started_at, a.backend_start)
            FROM pg_locks l
            LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-           LEFT JOIN LATERAL (SELECT run_id, started_at FROM etl_runs
-                              WHERE status = 'running' AND started_at >= a.backend_start
-                              ORDER BY run_id DESC LIMIT 1) r ON true
+           LEFT JOIN etl_runs r ON r.backend_pid = l.pid AND r.status = 'running'
            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
              AND (l.classid::bigint << 32 | l.objid::bigint) = %s
+           ORDER BY r.run_id DESC NULLS LAST
            LIMIT 1""",
         (LOAD_LOCK,),
     ).fetchone()
     if row is None:
         return "another load"
-    name, connected, run_id, started = row
-    pid = re.fullmatch(r"musicstream load \(pid (\d+)\)", name or "")
-    since = started or connected
-    details = [f"pid {pid.group(1)}"] if pid else []
-    if since is not None:
-        details.append(f"started {since.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC")
+    run_id, pid, started = row
+    details = [f"pid {pid}"] if pid is not None else []
+    if started is not None:
+        details.append(f"started {started.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC")
     who = f"load {run_id}" if run_id is not None else "another load"
     return f"{who} ({', '.join(details)})" if details else who
 

@@ -14,3 +14,8 @@ CREATE TABLE IF NOT EXISTS run_files (
 INSERT INTO run_files (run_id, path, kind, size_bytes, records, rejects)
 SELECT run_id, path, kind, size_bytes, records, rejects FROM loaded_files
 ON CONFLICT DO NOTHING;
+
+-- Which process runs a load (its process id on the loader's machine) and its session (the server's backend): a
+-- load that waits for the lock says whom it waits for.
+ALTER TABLE etl_runs ADD COLUMN IF NOT EXISTS pid INT;
+ALTER TABLE etl_runs ADD COLUMN IF NOT EXISTS backend_pid INT;
