@@ -297,29 +297,31 @@ def test_ctrl_c_while_a_statement_waits_in_the_server(short_tmp: Path, udacity: 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + PHASE_SECONDS
-    while True:  # until the server the keeper started answers
-        try:
-            psycopg.connect(url).close()
-            break
-        except psycopg.OperationalError:
-            assert keeper.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-    with psycopg.connect(url) as holder:
-        holder.execute("LOCK TABLE trackplays IN ACCESS EXCLUSIVE MODE")
+    try:
+        deadline = time.monotonic() + PHASE_SECONDS
+        while True:  # until the server the keeper started answers
+            try:
+                psycopg.connect(url).close()
+                break
+            except psycopg.OperationalError:
+                assert keeper.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        with psycopg.connect(url) as holder:
+            holder.execute("LOCK TABLE trackplays IN ACCESS EXCLUSIVE MODE")
 
-        def waiting() -> bool:
-            with psycopg.connect(url, autocommit=True) as probe:
-                row = probe.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'musicstream' "
-                    "AND wait_event_type = 'Lock'"
-                ).fetchone()
-                return bool(row and row[0])
+            def waiting() -> bool:
+                with psycopg.connect(url, autocommit=True) as probe:
+                    row = probe.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'musicstream' "
+                        "AND wait_event_type = 'Lock'"
+                    ).fetchone()
+                    return bool(row and row[0])
 
-        proc, _out, err = _interrupt(home, ["load", str(udacity)], waiting, _env())
-        holder.rollback()
-    keeper.kill()
-    keeper.wait()
+            proc, _out, err = _interrupt(home, ["load", str(udacity)], waiting, _env())
+            holder.rollback()
+    finally:
+        keeper.kill()
+        keeper.wait()
     assert proc.returncode == 130, err
     assert _one_line(err) == "error: interrupted — nothing was committed"
     status = ms(home, "status", "--json")
