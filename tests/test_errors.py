@@ -19,7 +19,7 @@ from rich.console import Console
 
 from conftest import rows
 from musicstream import LoadOptions, run_load
-from musicstream.console import RichProgress
+from musicstream.cli.console import RichProgress
 from musicstream.db.connection import Database
 from musicstream.load.merge import STEPS
 

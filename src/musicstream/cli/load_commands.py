@@ -1,0 +1,283 @@
+"""The commands that set up and fill the database: init, load, status, check."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from musicstream.cli.app import cli
+from musicstream.cli.output import database_of, emit_json, error_log, handle_errors, is_quiet, make_console
+from musicstream.config import (
+    Settings,
+)
+
+
+@cli.command()
+@click.option("--reset", is_flag=True, help="Drop musicstream's tables and views first (all loaded data is lost).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before --reset.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+@handle_errors
+def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
+    """Create the database (when missing) and the star schema; safe to run again.
+
+    \b
+    Examples:
+      musicstream init
+      musicstream --database-url postgresql://me@db.example.com/musicstreamdb init
+      musicstream init --reset --yes        # start over, dropping all loaded data
+    """
+    from musicstream.db.embedded import EmbeddedServerError, remake
+    from musicstream.db.schema import initialize, table_rows
+
+    db = database_of(ctx)
+    try:
+        dropped = table_rows(db) if reset else []
+    except EmbeddedServerError as exc:  # a damaged state folder: --reset makes its database again
+        settings: Settings = ctx.obj
+        if not (reset and settings.embedded):
+            raise
+        if not yes:
+            if not sys.stdin.isatty():
+                raise click.UsageError(
+                    f"{exc}; --reset makes the folder's database again, losing what it held: add --yes to confirm"
+                ) from None
+            click.echo(f"error: {exc}", err=True)
+            click.confirm(
+                f"Make the embedded database in {settings.pgdata} again, losing what it held?", abort=True, err=True
+            )
+        remake(settings.pgdata)
+        db, dropped, yes = database_of(ctx), [], True
+        error_log.warning("made the embedded database in %s again", settings.pgdata)
+    holding = ", ".join(f"{name} ({count:,} row{'s' if count > 1 else ''})" for name, count in dropped if count)
+    if reset and not yes and dropped:
+        if not sys.stdin.isatty():
+            raise click.UsageError("--reset drops all loaded data; add --yes to confirm when not on a terminal")
+        click.echo(f"{db.describe()} holds: {holding or 'musicstream tables, all empty'}", err=True)
+        click.confirm("Drop these tables and all their rows?", abort=True, err=True)
+    outcome = initialize(db, reset=reset)
+    outcome["dropped"] = dict(dropped)
+    if as_json:
+        emit_json(outcome)
+        return
+    console = make_console()
+    console.print(f"Database: {db.describe()}")
+    if outcome["created_database"]:
+        console.print(f"Created database {outcome['database']}.")
+    if reset:
+        console.print(f"Dropped the previous tables: {holding or 'none held rows'}." if dropped else "Nothing to drop.")
+    applied = outcome["applied"]
+    if applied:
+        console.print(f"Applied schema migrations {', '.join(map(str, applied))}.")
+    console.print(f"Schema version {outcome['schema_version']}: ready.")
+
+
+class _InputPath(click.Path):
+    """A local path that must exist, or an object-storage URL (s3://bucket/prefix) passed on as text."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and "://" in value:
+            return value
+        return super().convert(value, param, ctx)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=_InputPath(exists=True, path_type=Path))
+@click.option("--full", is_flag=True, help="Re-read every file, also those the manifest lists as unchanged.")
+@click.option(
+    "--max-rejects",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Fail (and load nothing) when more than N records are rejected.",
+)
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Succeed even when no input file is found, or every record read is rejected (else exit code 1).",
+)
+@click.option("--no-wait", is_flag=True, help="Exit at once if another load is running on the database.")
+@click.option(
+    "--statement-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Fail the run (changing nothing) when one database statement takes longer than this.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Parsing processes (default: one per core; small inputs are parsed in-process).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="Who reads the files: worker processes here, or Apache Spark (pip install 'musicstream[spark]', Java 17+).",
+)
+@click.option("--master", metavar="URL", help="Spark master URL for --engine spark (default local[2]).")
+@click.option(
+    "--output",
+    metavar="postgres|parquet:PATH",
+    default="postgres",
+    show_default=True,
+    help="Where the star schema goes: the database, or (with --engine spark) a Parquet lake at PATH.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read, check and merge everything as a load would, then roll it all back: see what would be loaded, "
+    "skipped, duplicate and rejected, write nothing.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run's outcome as JSON (no progress bar).")
+@click.pass_context
+@handle_errors
+def load(
+    ctx: click.Context,
+    paths: tuple[Path | str, ...],
+    full: bool,
+    max_rejects: int | None,
+    allow_empty: bool,
+    no_wait: bool,
+    statement_timeout: float | None,
+    workers: int | None,
+    engine: str,
+    master: str | None,
+    output: str,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Load song and log files into the star schema, as one atomic run.
+
+    Each PATH is a folder holding song_data/ and log_data/ trees (or one of them), or a single .json or
+    .json.gz file, or an s3://bucket/prefix URL (credentials and endpoint from the AWS_* variables). Files
+    loaded before and unchanged since are skipped; bad records are kept in the rejects table with file, line
+    and reason, and the summary names the most frequent reasons. Exit code 1 when the run fails (nothing is
+    changed then), also when no input file is found or every record is rejected (unless --allow-empty); 130
+    when interrupted (Ctrl-C: nothing is committed).
+
+    \b
+    Examples:
+      musicstream load data/
+      musicstream load data/log_data/2018/11 data/song_data
+      musicstream load --full --json data/ > run.json
+      musicstream load --dry-run new-data/   # what would be loaded and rejected; nothing is written
+      musicstream load s3://my-bucket/sparkify/
+      musicstream load --engine spark data/
+      musicstream load --engine spark --output parquet:lake/ data/
+    """
+    from musicstream import LoadOptions, run_load
+    from musicstream.cli.console import RichProgress, load_summary
+
+    if master and engine != "spark":
+        raise click.UsageError("--master needs --engine spark")
+    if output != "postgres":
+        if not output.startswith("parquet:") or not output[len("parquet:") :]:
+            raise click.UsageError("--output is postgres or parquet:PATH")
+        if engine != "spark":
+            raise click.UsageError("--output parquet:PATH needs --engine spark")
+        if dry_run:
+            raise click.UsageError("--dry-run checks a load into the database; it does not apply to --output parquet")
+        from musicstream.engines import write_parquet
+
+        lake = output[len("parquet:") :]
+        written = write_parquet(paths, lake, master)
+        if as_json:
+            emit_json({**written.as_dict(), "output": lake})
+        else:
+            make_console().print(f"Parquet lake written to {lake}")
+            make_console().print(load_summary(written))
+        return
+    db = database_of(ctx)
+    options = LoadOptions(
+        full=full,
+        max_rejects=max_rejects,
+        allow_empty=allow_empty,
+        wait=not no_wait,
+        workers=workers,
+        statement_timeout=statement_timeout,
+        engine=engine,
+        master=master,
+        dry_run=dry_run,
+    )
+    err = make_console(stderr=True)
+    show_bar = err.is_terminal and not as_json and not is_quiet(ctx) and not ctx.meta.get("verbose")
+    if show_bar:
+        with RichProgress(err) as progress:
+            result = run_load(db, paths, options, progress)
+    else:
+        result = run_load(db, paths, options)
+    if as_json:
+        emit_json(result.as_dict())
+    elif not is_quiet(ctx):
+        make_console().print(load_summary(result))
+
+
+@cli.command()
+@click.option("--runs", default=5, show_default=True, help="How many recent runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+@handle_errors
+def status(ctx: click.Context, runs: int, as_json: bool) -> None:
+    """Show the schema version, row counts and the most recent load runs.
+
+    \b
+    Examples:
+      musicstream status
+      musicstream status --runs 20 --json
+    """
+    from musicstream.cli.console import status_tables
+    from musicstream.status import database_status
+
+    db = database_of(ctx)
+    with db.connect() as conn:
+        info = database_status(conn, runs)
+    info["database"] = db.describe()
+    if as_json:
+        emit_json(info)
+        return
+    console = make_console()
+    console.print(f"Database: {info['database']} (PostgreSQL {info['server_version'] // 10000})")
+    if info["schema_version"] == 0:
+        console.print("No musicstream schema here yet: run `musicstream init`.")
+        return
+    console.print(f"Schema version {info['schema_version']} (latest {info['schema_latest']})")
+    for table in status_tables(info):
+        console.print(table)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+@handle_errors
+def check(ctx: click.Context, as_json: bool) -> None:
+    """Run data-quality checks on the loaded tables; exit code 1 when any fails.
+
+    Checks keys, foreign keys, that every play resolved to a track and artist, that timetb covers every play,
+    that tiers are valid, and that every run's counts reconcile.
+
+    \b
+    Examples:
+      musicstream check
+      musicstream check --json
+    """
+    from musicstream.checks import run_checks
+    from musicstream.cli.console import checks_table
+    from musicstream.db.schema import require_schema
+
+    db = database_of(ctx)
+    with db.connect(autocommit=True) as conn:
+        require_schema(conn)
+        results = run_checks(conn)
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        emit_json({"passed": not failed, "checks": [r.__dict__ for r in results]})
+    else:
+        console = make_console()
+        console.print(checks_table(results))
+        console.print("[red]Some checks failed." if failed else "[green]All checks passed.")
+    if failed:
+        sys.exit(1)

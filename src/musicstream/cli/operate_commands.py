@@ -1,0 +1,321 @@
+"""The operator's commands: runs, rejects, forget, roles, psql, config, generate."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from musicstream.cli.app import cli, command_defaults
+from musicstream.cli.output import database_of, emit_json, handle_errors, make_console, rows_table
+from musicstream.config import (
+    FileSettings,
+    Settings,
+    config_paths,
+    mask,
+)
+
+
+@cli.command()
+@click.option("--analyst", default="musicstream_analyst", show_default=True, help="Name of the read-only role.")
+@click.option("--loader", default="musicstream_loader", show_default=True, help="Name of the loading role.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+@handle_errors
+def roles(ctx: click.Context, analyst: str, loader: str, as_json: bool) -> None:
+    """Create a read-only analyst role and a loader role that needs no superuser (run as an admin).
+
+    Both are group roles without login; give people and services LOGIN roles that are members. The loader owns
+    musicstream's tables; the analyst can only read the star schema, the run audit and the sparkify views.
+
+    \b
+    Examples:
+      musicstream roles
+      psql -c "CREATE ROLE alice LOGIN PASSWORD 'secret' IN ROLE musicstream_analyst"
+      psql -c "CREATE ROLE etl LOGIN PASSWORD 'secret' IN ROLE musicstream_loader"
+    """
+    import psycopg as pg
+
+    from musicstream.db.roles import create_roles
+    from musicstream.errors import DatabaseError
+
+    db = database_of(ctx)
+    with db.connect(autocommit=True) as conn:
+        try:
+            outcome = create_roles(conn, analyst, loader)
+        except pg.errors.InsufficientPrivilege as exc:
+            raise DatabaseError(
+                f"not allowed to create roles or grant privileges: {exc}. Run `musicstream roles` as a role with "
+                "CREATEROLE that owns musicstream's tables (the one that ran `musicstream init`)"
+            ) from None
+    if as_json:
+        emit_json(outcome)
+        return
+    made = ", ".join(outcome["created"]) or "none (they existed; privileges refreshed)"
+    make_console().print(
+        f"Roles {analyst} (read-only) and {loader} (loads) ready on {outcome['database']}; new: {made}."
+    )
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+@handle_errors
+def psql(ctx: click.Context, psql_args: tuple[str, ...]) -> None:
+    """Open psql on the database (the embedded server's own psql when embedded).
+
+    Extra arguments go to psql.
+
+    \b
+    Examples:
+      musicstream psql
+      musicstream psql -c "SELECT count(*) FROM trackplays"
+    """
+    db = database_of(ctx)
+    argv, env = db.psql_command()
+    try:
+        completed = subprocess.run([*argv, *psql_args], env=env, check=False)
+    except FileNotFoundError:
+        raise click.ClickException(
+            "psql was not found; install the PostgreSQL client (Debian: apt-get install postgresql-client)"
+        ) from None
+    sys.exit(completed.returncode)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+@handle_errors
+def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List the load runs, newest first: status, counts, duration and why a run failed.
+
+    \b
+    Examples:
+      musicstream runs
+      musicstream runs show 3              # one run: its files, counts and reject reasons
+      musicstream runs --limit 100 --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from musicstream import ops
+
+    with database_of(ctx).connect() as conn:
+        found = ops.runs(conn, limit)
+    if as_json:
+        emit_json(found)
+        return
+    from musicstream.cli.console import runs_table
+
+    make_console().print(runs_table(found, "Load runs (newest first; `musicstream runs show N` for one)"))
+
+
+@runs.command("show")
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+@handle_errors
+def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
+    """Show one run: its record, the files it read, its reject reasons.
+
+    \b
+    Examples:
+      musicstream runs show 1
+      musicstream runs show 1 --json
+    """
+    from rich.markup import escape
+
+    from musicstream import ops
+
+    with database_of(ctx).connect() as conn:
+        run = ops.run_detail(conn, run_id)
+    if as_json:
+        emit_json(run)
+        return
+    console = make_console()
+    seconds = f" in {run['seconds']} s" if run["seconds"] is not None else ""
+    console.print(f"Run {run_id}: {run['status']}{seconds}, started {run['started_at']:%Y-%m-%d %H:%M:%S}")
+    if run["error"]:
+        console.print(f"  why: {escape(run['error'])}")
+    console.print(
+        f"  files read {run['files_read']:,}, unchanged {run['files_skipped']:,}; records read "
+        f"{run['records_read']:,}: loaded {run['records_loaded']:,}, skipped by rule {run['records_skipped']:,}, "
+        f"duplicates {run['duplicates']:,}, rejected {run['rejects']:,}"
+    )
+    if run["rows_added"] and run["status"] == "succeeded":
+        console.print("  rows added: " + ", ".join(f"{k} {v:,}" for k, v in run["rows_added"].items()))
+    if run["files"]:
+        console.print(rows_table("Files", ["path", "kind", "size_bytes", "records", "rejects"], run["files"]))
+    if run["reject_reasons"]:
+        console.print(rows_table("Reject reasons", ["reason", "records", "example"], run["reject_reasons"]))
+
+
+@cli.command()
+@click.option("--run", "run_id", type=int, metavar="N", help="Only the rejects of run N.")
+@click.option("--reason", metavar="TEXT", help="Only rejects whose reason contains TEXT (case-insensitive).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="How many rejects.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON (with the whole raw text).")
+@click.pass_context
+@handle_errors
+def rejects(ctx: click.Context, run_id: int | None, reason: str | None, limit: int, as_json: bool) -> None:
+    """List rejected records: file, line, reason and the raw text (cut to fit; --json gives all of it).
+
+    The rejects of a file are those of its last read (a file read again replaces them).
+
+    \b
+    Examples:
+      musicstream rejects
+      musicstream rejects --run 3 --reason "malformed JSON"
+      musicstream rejects --json > rejects.json
+    """
+    from musicstream import ops
+
+    with database_of(ctx).connect() as conn:
+        found = ops.rejects(conn, run_id, reason, limit)
+    if as_json:
+        emit_json(found)
+        return
+    if not found:
+        make_console().print("No rejects" + (" match." if run_id or reason else " are kept."))
+        return
+    table = rows_table("Rejects", ["run_id", "file", "line", "reason", "raw"], found, {"raw": 60, "reason": 60})
+    make_console().print(table)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the paths dropped as JSON.")
+@click.pass_context
+@handle_errors
+def forget(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
+    """Drop files from the manifest, so that the next load reads them again (each PATH, or every file under it).
+
+    What they loaded stays: read again, their plays are duplicates (kept once) and their songs update the
+    catalog. To take loaded data out, start over: `musicstream init --reset --yes`, then load what you want.
+    (Undoing one run is not sound: a run also moves plays to late catalog songs, changes users' latest details
+    and inferred names' spellings, which later runs build on.)
+
+    \b
+    Examples:
+      musicstream forget data/log_data/2018/11/2018-11-30-events.json
+      musicstream forget data/song_data       # every song file under it
+    """
+    from musicstream import ops
+
+    with database_of(ctx).connect() as conn:
+        dropped = ops.forget(conn, paths)
+    if as_json:
+        emit_json(dropped)
+        return
+    if not dropped:
+        raise click.UsageError("none of these paths is in the manifest: " + ", ".join(paths))
+    many = len(dropped) > 1
+    make_console().print(
+        f"Forgot {len(dropped):,} file{'s' if many else ''}: the next load reads {'them' if many else 'it'} again."
+    )
+
+
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--users", default=100, show_default=True, help="Number of users.")
+@click.option("--days", default=30, show_default=True, help="Number of days of logs (one file a day).")
+@click.option("--songs", default=200, show_default=True, help="Number of catalog songs (one file each).")
+@click.option("--events", type=click.IntRange(min=1), help="About this many events in all (overrides the rate).")
+@click.option("--seed", default=0, show_default=True, help="Random seed: the same seed gives the same bytes.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@handle_errors
+def generate(out: Path, users: int, days: int, songs: int, events: int | None, seed: int, as_json: bool) -> None:
+    """Write a realistic sample data set (song_data/ and log_data/ trees) to OUT.
+
+    The data has the real layout and JSON shape: sessions, logged-out events, tier changes, skewed song
+    popularity, most plays naming songs outside the catalog. Deterministic for a seed.
+
+    \b
+    Examples:
+      musicstream generate sample/
+      musicstream generate big/ --users 2000 --days 30 --events 100000 --seed 7
+    """
+    from musicstream.generate import generate as write_sample
+
+    try:
+        stats = write_sample(out, users=users, days=days, songs=songs, seed=seed, events=events)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if as_json:
+        emit_json(stats.__dict__)
+        return
+    make_console().print(
+        f"Wrote {stats.song_files:,} song files and {stats.log_files:,} log files "
+        f"({stats.events:,} events, {stats.plays:,} plays, {stats.bytes_written / 1e6:.1f} MB) to {out}"
+    )
+    home = shlex.quote(str(out / ".musicstream"))
+    make_console().print(
+        "This data is synthetic, with the real sample's user ids and month: load it into a state folder of its "
+        f"own, so that it cannot mix with real data:\n  musicstream --home {home} init && "
+        f"musicstream --home {home} load {shlex.quote(str(out))}"
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+@click.pass_context
+@handle_errors
+def config(ctx: click.Context, as_json: bool) -> None:
+    """Show the settings in effect and where each comes from: an option, the environment, a settings file, or
+    the default (in that order of precedence). Passwords are never shown.
+
+    A settings file is musicstream.toml in the working directory (the project) or in the user's config folder;
+    the project's wins key by key. Top-level keys: database_url, home. A table named after a command sets that
+    command's option defaults.
+
+    \b
+    Example musicstream.toml:
+      database_url = "postgresql://loader@db.example.com/musicstreamdb"
+      [load]
+      workers = 2
+      max-rejects = 100
+      [report]
+      top = 20
+
+    \b
+    Examples:
+      musicstream config
+      musicstream config --json
+    """
+    settings: Settings = ctx.obj
+    files: FileSettings = ctx.meta["settings_read"]
+    url = mask(settings.database_url) if settings.database_url is not None else None
+    shown: list[dict[str, Any]] = [
+        {
+            "setting": "database_url",
+            "value": url if url is not None else f"(embedded PostgreSQL in {settings.pgdata})",
+            "source": settings.sources.get("database_url", "default"),
+        },
+        {"setting": "home", "value": str(settings.home), "source": settings.sources.get("home", "default")},
+    ]
+    for command, options in sorted(command_defaults(files).items()):
+        for key, value in sorted(_flatten(options).items()):
+            origin = files.origin.get(f"{command}.{key}") or files.origin.get(command)
+            shown.append({"setting": f"{command}.{key}", "value": value, "source": f"file {origin}"})
+    looked = [{"path": str(path), "read": path in files.files} for path in config_paths()]
+    if as_json:
+        emit_json({"settings": shown, "files": looked})
+        return
+    console = make_console()
+    console.print(rows_table("Settings (option > environment > file > default)", ["setting", "value", "source"], shown))
+    for entry in looked:
+        console.print(f"{'read' if entry['read'] else 'not found'}: {entry['path']}")
+
+
+def _flatten(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
