@@ -1,4 +1,4 @@
-"""The real public sample gives exactly the figures of SEMANTICS.md, and loading it again changes nothing."""
+"""The real public sample gives exactly the figures of docs/rules.md, and loading it again changes nothing."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The star schema, the report and the curated queries against an independent reference (tests/reference.py,
-written from docs/SCHEMA.md without the project's code or SQL), on a generated sample plus files built to sit
+written from docs/rules.md without the project's code or SQL), on a generated sample plus files built to sit
 exactly on and just past every rule's edges: 1.000 s and 1.001 s from a catalog duration, ties broken by id, the
 same natural key twice in one run, users' latest events tied on time, Unicode spellings, NULLs and empties."""
 

@@ -23,7 +23,7 @@ from musicstream.report import ReportFilters, build_report
 
 
 def raw_plays() -> list[dict[str, Any]]:
-    """NextSong events with a user, straight from the files (the rule of SEMANTICS.md, applied by hand)."""
+    """NextSong events with a user, straight from the files (rule 1 of docs/rules.md, applied by hand)."""
     plays = []
     for path in sorted((UDACITY / "log_data").rglob("*.json")):
         for line in path.read_text().splitlines():

@@ -108,7 +108,7 @@ def test_udacity_spark_equals_local(db: Database, local_db: Database, udacity: P
     assert snapshot(db) == snapshot(local_db)
     assert bookkeeping(db) == bookkeeping(local_db)
     assert rows(db, "SELECT engine FROM etl_runs") == [("spark",)]
-    # SEMANTICS.md's figures for the sample
+    # docs/rules.md's figures for the sample
     assert rows(db, "SELECT count(*) FROM trackplays") == [(6820,)]
     assert rows(db, "SELECT count(*) FILTER (WHERE tier = 'paid'), count(*) FROM users") == [(22, 97)]
     again = run_load(db, [udacity], SPARK)

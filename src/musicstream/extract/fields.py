@@ -1,4 +1,4 @@
-"""Typed access to JSON fields, with the lossless conversions of SEMANTICS.md ("Types").
+"""Typed access to JSON fields, with the lossless conversions of docs/rules.md ("Inputs").
 
 Each getter returns the converted value or raises ``BadField`` with a reason fit for the rejects table.
 """

@@ -1,1 +1,1 @@
-"""The rules of SEMANTICS.md that are computed record by record (the set-based ones live in sql/load)."""
+"""The rules of docs/rules.md that are computed record by record (the set-based ones live in sql/load)."""

@@ -216,7 +216,7 @@ def parse_event(raw: bytes) -> tuple[Play, UserEvent] | Skip | Reject:
 
 
 def _careful_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | Reject:
-    """Every field checked and converted where SEMANTICS.md allows, with a reason for each reject."""
+    """Every field checked and converted where docs/rules.md allows, with a reason for each reject."""
     try:
         uid = obj.get("userId")
         if "userId" not in obj:

@@ -1,5 +1,5 @@
 -- The set-based half of a load: staged rows → star schema. Statements run in this order, each by name.
--- Rules are those of docs/SEMANTICS.md; ids are compared in the "C" collation so every server orders alike.
+-- Rules are those of docs/rules.md; ids are compared in the "C" collation so every server orders alike.
 
 -- name: touched_artist_keys
 -- Artist names whose catalog changes in this run: plays naming them must be resolved again (rule 8).
@@ -221,7 +221,7 @@ SELECT count(*) FILTER (WHERE inserted) FROM ins;
 -- Rules 1 and 2: a play per NextSong event; a natural key seen before (in the database or earlier in this
 -- run) is a duplicate and changes nothing. Within the run the earliest event of a key wins; of events at the same
 -- instant, the one whose content sorts first (byte order, NULLs last), so that neither file names nor read order
--- choose (engines/spark's star.sql `facts` says the same). A first load into an empty table, its natural key
+-- choose (sql/spark/star.sql `facts` says the same). A first load into an empty table, its natural key
 -- deferred, runs insert_plays_first instead (the sort of every staged play is about 3 of this one's 7 s on 1M plays).
 INSERT INTO trackplays (start_time, user_id, tier, track_id, artist_id, session_id, item_in_session,
                         location, user_agent, name_id)

@@ -1,4 +1,4 @@
--- Spark SQL: the star schema of docs/SCHEMA.md computed from one run's parsed rows, for the Parquet output.
+-- Spark SQL: the star schema of docs/rules.md computed from one run's parsed rows, for the Parquet output.
 -- Each statement mirrors a step of load/merge.sql on an empty database, so the tables come out equal to a fresh
 -- PostgreSQL load. Strings compare in byte order (Spark's default, like the "C" collation); PostgreSQL sorts
 -- NULLs last, so orderings say so. Input views: plays, songs, and latest_users (rule 3: each user's latest event,
