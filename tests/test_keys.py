@@ -1,5 +1,5 @@
 """The seed's data model, constraint for constraint, on every supported server (PostgreSQL 18 embedded, 15 over
-TCP): the column types, NOT NULLs and REFERENCES of docs/SCHEMA.md, what plain SQL can and cannot do to the keys,
+TCP): the column types, NOT NULLs and REFERENCES of docs/schema.md, what plain SQL can and cannot do to the keys,
 a load that cannot commit a play whose user, track or artist is missing, and the migration that brings a
 database of schema version 6 to this model."""
 
@@ -26,7 +26,7 @@ from musicstream.db.sqlfiles import named_statements, read_sql
 from musicstream.errors import LoadError
 from test_rejects import event
 
-# The seed's model as SEMANTICS.md spells it, written out by hand: (table, column) → (type, NOT NULL).
+# The seed's model as docs/rules.md spells it, written out by hand: (table, column) → (type, NOT NULL).
 # Widenings that lose nothing are allowed (trackplay_id BIGINT); stricter NOT NULLs are allowed.
 SPEC: dict[tuple[str, str], tuple[str, bool]] = {
     ("trackplays", "trackplay_id"): ("bigint", True),
@@ -153,7 +153,7 @@ def _play(conn: psycopg.Connection[Any], **values: Any) -> None:
 
 
 def test_plain_sql_cannot_break_the_keys(server_db: Database) -> None:
-    """The keys are enforced by the server for every writer, not only by musicstream's load (docs/SCHEMA.md)."""
+    """The keys are enforced by the server for every writer, not only by musicstream's load (docs/schema.md)."""
     with server_db.connect(autocommit=True) as conn:
         conn.execute("INSERT INTO artists (artist_id, name) VALUES ('A1', 'Artist')")
         conn.execute(
@@ -396,7 +396,7 @@ def test_migration_refuses_catalog_tracks_without_duration(db: Database) -> None
 
 def test_a_first_load_leaves_every_key_and_index_as_the_schema_defines_them(db: Database, udacity: Path) -> None:
     """A first load drops the empty tables' secondary indexes, foreign keys, and the fact table's and timetb's own
-    keys, for speed (docs/SCHEMA.md): after it, the catalog is exactly the schema's again, and the keys hold."""
+    keys, for speed (docs/schema.md): after it, the catalog is exactly the schema's again, and the keys hold."""
     before = schema_catalog(db)
     assert any(name == "trackplays_natural_key" for _, name, *_ in before["constraints"])
     result = run_load(db, [udacity], LoadOptions(workers=1))

@@ -1,4 +1,4 @@
--- musicstream star schema, version 1. See docs/SCHEMA.md for the rules behind each extra column.
+-- musicstream star schema, version 1. See docs/schema.md for the rules behind each extra column.
 
 CREATE TABLE IF NOT EXISTS users (
     user_id         INT PRIMARY KEY,

@@ -1,4 +1,4 @@
--- Views with the Sparkify seed's names and semantics (docs/SCHEMA.md, "Compatibility views").
+-- Views with the Sparkify seed's names and semantics (docs/schema.md, "Compatibility views").
 CREATE SCHEMA IF NOT EXISTS sparkify;
 
 CREATE OR REPLACE VIEW sparkify.songplays AS

@@ -1,6 +1,6 @@
 -- Rollups for `musicstream report`: small tables the load keeps exact in its own transaction (load/merge.sql),
 -- so that most figures need not scan every play of the period. Rows are per UTC day, so any --since/--until
--- (days) and --tier filter selects whole rows. See docs/SCHEMA.md.
+-- (days) and --tier filter selects whole rows. See docs/schema.md.
 
 -- The plays of one (day, tier, user, session, location, user agent): how many, their length (play_names), how
 -- many are on a catalog track, and the first and last by (start_time, item_in_session).

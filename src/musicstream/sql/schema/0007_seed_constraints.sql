@@ -1,4 +1,4 @@
--- The seed's data model, constraint for constraint (docs/SCHEMA.md, "Keys and types"): NOT NULL names,
+-- The seed's data model, constraint for constraint (docs/schema.md, "Keys and types"): NOT NULL names,
 -- NUMERIC durations and coordinates, and the fact table's foreign keys.
 
 -- A user with no name on their latest event is named 'Unknown' (the unknown-member attribute); plays still load.

@@ -1,4 +1,4 @@
--- Top tracks and artists of any period without reading every play of it (docs/SCHEMA.md, "Top lists").
+-- Top tracks and artists of any period without reading every play of it (docs/schema.md, "Report rollups that do not grow with the plays").
 --
 -- Per UTC day and tier, the load keeps the (at most) K most played tracks and artists (rollup_day_tops: their plays, their
 -- distinct listeners that day, and who those listeners are) and, per list, the plays of the best key it left out

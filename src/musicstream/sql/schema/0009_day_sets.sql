@@ -1,4 +1,4 @@
--- The report's other figures from rows that do not grow with the plays (docs/SCHEMA.md, "Report rollups").
+-- The report's other figures from rows that do not grow with the plays (docs/schema.md, "Report rollups that do not grow with the plays").
 --
 -- Listeners are counted with bitmaps: every user gets a listener number (0, 1, 2, ... in the order users first
 -- appear), and a set of listeners is a bit string with bit n set for listener n. A period's distinct listeners

@@ -1,4 +1,4 @@
--- Session lengths and tier changes of any period without reading every session or user-day (docs/SCHEMA.md,
+-- Session lengths and tier changes of any period without reading every session or user-day (docs/schema.md,
 -- "Report rollups that do not grow with the plays").
 --
 -- rollup_session_lengths: per UTC day, the sessions whose plays all fall on that day, counted by length bucket
