@@ -84,3 +84,9 @@ mutate: setup test-deps
 
 clean:
 	rm -rf $(VENV) $(SAMPLE) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# The command-line reference, docs/cli.md, written again from every command's --help (tests/test_docs.py fails when
+# it is not current).
+.PHONY: docs
+docs: setup-run
+	$(BIN)/python docs/gen_cli.py
