@@ -1,6 +1,6 @@
 """Mutation check: plant small bugs in the rules, one at a time, and see whether the tests catch each.
 
-    make mutate                        # every mutation (53, about 15 minutes on a 2-core machine)
+    make mutate                        # every mutation (about 15 minutes on a 2-core machine)
     python tests/mutate.py --list      # the mutations
     python tests/mutate.py --only rule2_latest_event_wins --only rule6_tolerance_2s
 

@@ -1,4 +1,4 @@
-"""A small reference model of the data contract, written from docs/SCHEMA.md without the project's code or SQL.
+"""A small reference model of the data contract, written from docs/rules.md without the project's code or SQL.
 
 Given the song and log files of one load, it computes the star schema (rules 1–8) and every report figure and
 curated query answer in plain Python, so that tests compare the project against an independent computation, not
@@ -254,7 +254,7 @@ def _ranked(counts: dict[str, list[Any]], top: int) -> dict[str, list[tuple[str,
 def report(
     star: Star, since: dt.date | None = None, until: dt.date | None = None, tier: str | None = None, top: int = 10
 ) -> dict[str, Any]:
-    """The report's figures (README "Reports"), computed from the reference star."""
+    """The report's figures (docs/reports.md), computed from the reference star."""
     plays = _period(star, since, until, tier)
     tracks: dict[str, list[int]] = defaultdict(list)
     artists: dict[str, list[int]] = defaultdict(list)

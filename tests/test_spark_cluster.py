@@ -65,7 +65,7 @@ def _musicstream(
     db: Database, *args: str, env: dict[str, str] | None = None, python: str | None = None
 ) -> tuple[int, str, str]:
     """The command line as a user runs it; ``python`` is what the executors run (this Python by default: it has
-    musicstream installed, as the README's "install it on every node" asks)."""
+    musicstream installed, as docs/scale-out.md's "install the wheel on every node" says)."""
     proc = _start(db, *args, env=env, python=python)
     out, err = proc.communicate(timeout=600)
     return proc.returncode, out, err
@@ -271,19 +271,20 @@ def test_executors_that_cannot_reach_the_database_are_told_so(
     assert "error: the Spark executors cannot reach the database" in err and pg15["password"] not in err
 
 
-def test_the_readmes_cluster_recipe_runs_as_written(
+def test_the_cluster_recipe_runs_as_written(
     cluster: dict[str, Any], tcp_db: Database, db: Database, udacity: Path, tmp_path: Path
 ) -> None:
-    """The README's "Running on a cluster" block, run by bash in a folder of its own: a wheel of this project, an
-    environment for the executors packed by venv-pack, spark-submit with --archives and spark.pyspark.python.
+    """The "Running on a cluster" block of docs/scale-out.md, run by bash in a folder of its own: a wheel of this
+    project, an environment for the executors packed by venv-pack, spark-submit with --archives and
+    spark.pyspark.python.
     Changed: the master, the executors' size, the database URL, the input, and where spark-submit and the project
-    are; every other word is the README's (a README that drifts from these fails here)."""
+    are; every other word is the page's (a page that drifts from these fails here)."""
     import pyspark
 
     from conftest import ROOT
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split("### Running on a cluster\n\n```sh\n", 1)[1].split("```", 1)[0]
+    page = (ROOT / "docs" / "scale-out.md").read_text(encoding="utf-8")
+    block = page.split("## Running on a cluster\n\n```sh\n", 1)[1].split("```", 1)[0]
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     python = shlex.quote(sys.executable)
     for old, new in (
@@ -294,7 +295,7 @@ def test_the_readmes_cluster_recipe_runs_as_written(
         ("'postgresql://loader@db.internal:5432/musicstreamdb?sslmode=require'", shlex.quote(tcp_db.conninfo)),
         ("s3a://bucket/sparkify/", shlex.quote(str(udacity))),
     ):
-        assert block.count(old) == 1, f"the README's recipe changed: {old!r} is not in it once"
+        assert block.count(old) == 1, f"the recipe of docs/scale-out.md changed: {old!r} is not in it once"
         block = block.replace(old, new)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MUSICSTREAM_", "PYSPARK_", "VIRTUAL_ENV"))}
     done = subprocess.run(

@@ -107,7 +107,7 @@ PROBE_TIMEOUT = float(os.environ.get("MUSICSTREAM_SPARK_PROBE_TIMEOUT", "120")) 
 CLUSTER_HINT = (
     "Install musicstream (the same version) into the Python every executor runs, on every node, or ship a packed "
     "environment: spark-submit --archives musicstream-env.tar.gz#env --conf spark.pyspark.python=./env/bin/python "
-    '(README, "Running on a cluster")'
+    '(docs/scale-out.md, "Running on a cluster")'
 )
 
 
