@@ -44,8 +44,8 @@ sample: setup-run $(SAMPLE)/log_data
 	$(BIN)/musicstream --home $(SAMPLE_HOME) status
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks *.py
-	$(BIN)/ruff format --check src tests benchmarks *.py
+	$(BIN)/ruff check src tests benchmarks docs *.py
+	$(BIN)/ruff format --check src tests benchmarks docs *.py
 	$(BIN)/mypy src
 
 # The tests need Debian's PostgreSQL 15 (the TCP + password test), Chromium (the HTML report test) and a Java 17

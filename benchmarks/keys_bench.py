@@ -1,4 +1,4 @@
-"""What the fact table's foreign keys cost, each way of keeping them (docs/SCHEMA.md, "Keys and types").
+"""What the fact table's foreign keys cost, each way of keeping them (docs/schema.md, "Keys and types").
 
 Loads a data set into a fresh embedded database, then times, on copies of the loaded tables, median of --runs:
 the plays inserted with no keys, with the three keys enforced row by row, with the keys added afterwards (one
