@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.db  # the benchmark starts embedded servers of its own
 
 
 def test_benchmark_smoke(tmp_path: Path) -> None:
