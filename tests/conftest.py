@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg import sql
 
 from musicstream.config import Settings
@@ -66,6 +67,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if not item.get_closest_marker(lane):
                 item.add_marker(lane)
     items.sort(key=rank)  # stable: within a file, and among the others, the collected order stays
+
+
+# Hypothesis profiles: the default one (`make test`, CI) runs each property test's own example count; "fast"
+# (`make test-fast`: --hypothesis-profile=fast) a tenth of it, at least 10. A test states its count in the default
+# profile as @settings(max_examples=examples(N)).
+settings.register_profile("fast", max_examples=10)
+DEFAULT_EXAMPLES = 100  # hypothesis's default max_examples
+
+
+def examples(full: int) -> int:
+    """A property test's example count in the loaded profile: ``full`` in the default one, less in "fast"."""
+    return max(10, full * settings.default.max_examples // DEFAULT_EXAMPLES)
 
 
 class LaneError(AssertionError):

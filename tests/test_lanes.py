@@ -86,6 +86,12 @@ def test_the_lanes_are_registered_marks(pytestconfig: pytest.Config) -> None:
     assert "--strict-markers" in pytestconfig.getini("addopts")
 
 
+def test_make_test_fast_runs_this_lane() -> None:
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text(encoding="utf-8")
+    assert f"FAST_LANE := {FAST_LANE}\n" in makefile
+    assert '-m "$(FAST_LANE)" --hypothesis-profile=fast' in makefile
+
+
 def test_a_fast_test_cannot_connect() -> None:
     with pytest.raises(LaneError, match="outside the db lane"):
         psycopg.connect(NOWHERE)
