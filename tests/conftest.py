@@ -122,6 +122,10 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="mst-config-")
 # COLUMNS=80; tests that need a width set their own).
 os.environ.pop("COLUMNS", None)
 os.environ.pop("LINES", None)
+# Spark's JVMs (drivers, executors, a test cluster's master and workers) JIT-compile with the first tier only, a
+# user's Spark settings aside: tests/spark-conf/spark-defaults.conf says why.
+os.environ["SPARK_CONF_DIR"] = str(Path(__file__).with_name("spark-conf"))
+os.environ["SPARK_DAEMON_JAVA_OPTS"] = "-XX:TieredStopAtLevel=1"
 
 
 @pytest.fixture(scope="session")
@@ -282,7 +286,12 @@ def spark() -> Iterator[Any]:
     require_spark()
     from musicstream.engines.spark import session
 
-    spark = session("local[2]")
+    # this JVM lives for the whole run: the optimising compiler pays off (tests/spark-conf is for the short-lived)
+    conf = os.environ.pop("SPARK_CONF_DIR")
+    try:
+        spark = session("local[2]")
+    finally:
+        os.environ["SPARK_CONF_DIR"] = conf
     yield spark
     spark.stop()
 
