@@ -286,12 +286,7 @@ def spark() -> Iterator[Any]:
     require_spark()
     from musicstream.engines.spark import session
 
-    # this JVM lives for the whole run: the optimising compiler pays off (tests/spark-conf is for the short-lived)
-    conf = os.environ.pop("SPARK_CONF_DIR")
-    try:
-        spark = session("local[2]")
-    finally:
-        os.environ["SPARK_CONF_DIR"] = conf
+    spark = session("local[2]")
     yield spark
     spark.stop()
 
