@@ -1,6 +1,7 @@
 # musicstream — the two commands of the README, and a few helpers.
 #   make run            install the package, init the embedded database, load data/ (or DATA=...), status, check
 #   make test           install the package with its development extras, lint (ruff, mypy), then the test suite
+#   make test-fast      the tests that need no PostgreSQL, no JVM and no browser (the fast lane; under a minute)
 #   make sample         generate a synthetic sample and load it into a state folder of its own
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ SAMPLE ?= sample
 # The generated sample's own state folder (its own embedded database): synthetic rows never mix with real ones.
 SAMPLE_HOME ?= $(SAMPLE)/.musicstream
 
-.PHONY: setup setup-run run sample lint pytest test test-deps bench soak mutate clean
+.PHONY: setup setup-run run sample lint pytest test test-fast test-deps bench soak mutate clean
 
 # Running needs the package only; the tests need the development extras (PySpark, moto, notebooks, ...).
 $(BIN)/.installed-run: pyproject.toml
@@ -68,6 +69,12 @@ pytest: setup test-deps
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 
 test: lint pytest
+
+# The fast lane: tests/conftest.py marks every test that uses PostgreSQL, Spark or Chromium (db, spark, browser);
+# the others run here, in one process, with a tenth of each property test's examples. Needs none of test-deps.
+FAST_LANE := not db and not spark and not browser
+test-fast: setup
+	$(BIN)/pytest -m "$(FAST_LANE)" --hypothesis-profile=fast --durations=5
 
 # The benchmark of benchmarks/README.md: 100K and 1M events (add BENCH_ARGS=--large for 10M).
 bench: setup

@@ -3,7 +3,7 @@ side by side on the same machine, and prints one table plus ratios. Results go t
 
     python benchmarks/bench.py                 # 100K and 1M events
     python benchmarks/bench.py --large         # also 10M
-    python benchmarks/bench.py --sizes 100k --smoke   # the CI smoke run: same steps, no claims
+    python benchmarks/bench.py --sizes 100k --smoke --repeats 1   # the CI smoke run: same steps, no claims
 
 Data sets are generated once and cached in benchmarks/data/. Each measured command runs in its own process; peak
 resident memory is the loader's own report (VmHWM of its main and worker processes, the largest of them) where it
@@ -39,6 +39,7 @@ SIZES = {"100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
 DAYS = 31  # 30 days to start from, and one more for the incremental run
 CLASSIC_SLICE_DAYS = 1
 CLASSIC_MAX_EVENTS = 40_000  # a bigger day is cut to its first lines (a copy in a temp folder): the rate is per event
+DEFAULT_REPEATS = 3  # runs of each timed step, of which the median is kept (1 for the 10M set)
 
 
 READER_ALONE = "reader alone: every file parsed, no database"
@@ -432,7 +433,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def bench_size(size: str, data_root: Path) -> dict[str, Any]:
+def bench_size(size: str, data_root: Path, repeats: int | None = None) -> dict[str, Any]:
     folder = dataset(size, data_root)
     base, new_day = split(folder)
     all_events, all_mb = count_events([folder / "log_data"])
@@ -441,7 +442,9 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
     db = Embedded()
     rows: list[Row] = []
     extra: dict[str, Any] = {}
-    reps = 1 if all_events > 3_000_000 else 3  # the full load and the classic slice: the median of reps runs
+    # the full load, the classic slice and the floors: the median of reps runs each
+    reps = repeats or (1 if all_events > 3_000_000 else DEFAULT_REPEATS)
+    extra["repeats"] = reps
     try:
         loads = []  # (seconds, peak RSS, the run's --json), one per full load from empty
         for _ in range(reps):
@@ -471,7 +474,8 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
         extra["queries"] = query_times(db)
         conninfo = db.url
         quiet(conninfo)
-        floor_s, fact_rows, floor_mb = bare_copy_floor(conninfo)
+        floor_reps = repeats or DEFAULT_REPEATS  # small even at 10M: one COPY of the fact rows
+        floor_s, fact_rows, floor_mb = bare_copy_floor(conninfo, floor_reps)
         rows.append(
             Row(
                 "bare COPY of the fact rows (floor)",
@@ -479,10 +483,10 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
                 floor_mb,
                 floor_s,
                 None,
-                f"{fact_rows:,} rows into a keyed table, median of 3",
+                f"{fact_rows:,} rows into a keyed table, median of {floor_reps}",
             )
         )
-        star = star_floor(conninfo, reps=1 if all_events > 3_000_000 else 3)
+        star = star_floor(conninfo, reps=reps)
         extra["star_floor"] = star
         for variant in ("indexes built after", "indexes in place"):
             rows.append(
@@ -492,8 +496,7 @@ def bench_size(size: str, data_root: Path) -> dict[str, Any]:
                     0.0,
                     star[variant],
                     None,
-                    f"{star['rows']:,} rows of {len(STAR_TABLES)} tables, median of "
-                    f"{1 if all_events > 3_000_000 else 3}",
+                    f"{star['rows']:,} rows of {len(STAR_TABLES)} tables, median of {reps}",
                 )
             )
 
@@ -643,6 +646,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="CI smoke run: results are not kept in benchmarks/")
     parser.add_argument("--data", type=Path, default=HERE / "data", help="where data sets are cached")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where results JSON goes")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"runs of each timed step, the median kept (default {DEFAULT_REPEATS}; 1 for 10M)",
+    )
     args = parser.parse_args()
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     if args.large and "10m" not in sizes:
@@ -652,7 +661,7 @@ def main() -> None:
     target = args.out / f"{stamp}-{'-'.join(sizes)}{'-smoke' if args.smoke else ''}.json"
     results: list[dict[str, Any]] = []
     for size in sizes:  # each size's table is shown and saved as soon as it is measured
-        results.append(bench_size(size, args.data))
+        results.append(bench_size(size, args.data, args.repeats))
         results[-1]["previous"] = previous(size, HERE / "results")
         show(results[-1:])
         targets = query_targets(results)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg import sql
 
 from musicstream.config import Settings
@@ -28,9 +29,32 @@ PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 
 _counter = itertools.count()
 
+pytest_plugins = ("pytester",)  # test_lanes.py runs pytest on tests of its own
+
 # The longest files first, so that `make test` (pytest -n 2 --dist loadfile) starts them at once on separate
 # workers while the short ones fill in around them; the order changes nothing else.
 LONG_FIRST = ("test_spark_cluster.py", "test_lake.py", "test_spark.py", "test_crash.py", "test_bench_smoke.py")
+
+
+# Test lanes: a test's marks follow the fixtures it uses, directly or through other fixtures. `make test-fast` runs
+# the fast lane (FAST_LANE: no PostgreSQL, no JVM, no browser); `make test` runs every lane.
+#   db       a PostgreSQL server: the session's embedded one, Debian's 15, or the embedded server the command line
+#            starts in a state folder a test gives it (short_tmp in test_first_use.py, fresh_home in
+#            test_notebooks.py); a test that starts it otherwise says so with @pytest.mark.db
+#   spark    a Spark session or a standalone cluster (JVMs)
+#   browser  headless Chromium
+LANES: dict[str, frozenset[str]] = {
+    "db": frozenset({"pg_home", "embedded", "db", "empty_db", "pg15", "short_tmp", "fresh_home"}),
+    "spark": frozenset({"spark", "cluster"}),
+    "browser": frozenset({"chromium"}),
+}
+FAST_LANE = " and ".join(f"not {lane}" for lane in LANES)
+
+
+def lanes_of(item: pytest.Item) -> set[str]:
+    """The lanes a test belongs to: those of the fixtures it uses, and those it is marked with."""
+    used = set(getattr(item, "fixturenames", ()))
+    return {lane for lane, fixtures in LANES.items() if used & fixtures or item.get_closest_marker(lane)}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,7 +62,57 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         name = item.path.name
         return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
 
+    for item in items:
+        for lane in sorted(lanes_of(item)):
+            if not item.get_closest_marker(lane):
+                item.add_marker(lane)
     items.sort(key=rank)  # stable: within a file, and among the others, the collected order stays
+
+
+# Hypothesis profiles: the default one (`make test`, CI) runs each property test's own example count; "fast"
+# (`make test-fast`: --hypothesis-profile=fast) a tenth of it, at least 10. A test states its count in the default
+# profile as @settings(max_examples=examples(N)).
+settings.register_profile("fast", max_examples=10)
+DEFAULT_EXAMPLES = 100  # hypothesis's default max_examples
+
+
+def examples(full: int) -> int:
+    """A property test's example count in the loaded profile: ``full`` in the default one, less in "fast"."""
+    return max(10, full * settings.default.max_examples // DEFAULT_EXAMPLES)
+
+
+class LaneError(AssertionError):
+    """A test reached for a server its lane does not have: it needs the lane's fixture or mark (LANES)."""
+
+
+@pytest.fixture(autouse=True)
+def _lane_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test outside the db lane cannot connect to PostgreSQL, and one outside the spark lane cannot start a JVM,
+    here or in a command it starts (libpq and PySpark read PGSSLMODE and JAVA_HOME from the environment it
+    inherits): a test the marks put in the wrong lane fails, whichever lane runs it."""
+    lanes = lanes_of(request.node)
+    if "db" not in lanes:
+        why = f"{request.node.nodeid} is outside the db lane: use a database fixture or @pytest.mark.db"
+
+        def refuse(*_args: Any, **_kwargs: Any) -> Any:
+            raise LaneError(f"{why} (it connected to PostgreSQL)")
+
+        monkeypatch.setattr(psycopg, "connect", refuse)
+        monkeypatch.setattr(psycopg.Connection, "connect", refuse)
+        # libpq refuses it before reaching any server: `invalid sslmode value: "test-outside-the-db-lane..."`,
+        # also in a command given an environment of its own
+        refused = "test-outside-the-db-lane:use-a-database-fixture-or-mark-db"
+        monkeypatch.setenv("PGSSLMODE", refused)
+        popen_init = subprocess.Popen.__init__
+
+        def init(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+            if kwargs.get("env") is not None and "PGSSLMODE" not in kwargs["env"]:
+                kwargs["env"] = {**kwargs["env"], "PGSSLMODE": refused}
+            popen_init(self, *args, **kwargs)
+
+        monkeypatch.setattr(subprocess.Popen, "__init__", init)
+    if "spark" not in lanes:
+        monkeypatch.setenv("JAVA_HOME", "/nonexistent/test-outside-the-spark-lane-started-a-jvm")
 
 
 # The user's own settings file (~/.config/musicstream/musicstream.toml) must not reach the tests: an empty config
@@ -48,6 +122,10 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="mst-config-")
 # COLUMNS=80; tests that need a width set their own).
 os.environ.pop("COLUMNS", None)
 os.environ.pop("LINES", None)
+# Spark's JVMs (drivers, executors, a test cluster's master and workers) JIT-compile with the first tier only, a
+# user's Spark settings aside: tests/spark-conf/spark-defaults.conf says why.
+os.environ["SPARK_CONF_DIR"] = str(Path(__file__).with_name("spark-conf"))
+os.environ["SPARK_DAEMON_JAVA_OPTS"] = "-XX:TieredStopAtLevel=1"
 
 
 @pytest.fixture(scope="session")
@@ -211,6 +289,15 @@ def spark() -> Iterator[Any]:
     spark = session("local[2]")
     yield spark
     spark.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Chromium, for the HTML report's test in a real browser (.ci/run installs it; missing, the test fails)."""
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail("Chromium is not installed: apt-get install chromium")
+    return path
 
 
 def rows(db: Database, query: str, params: Any = None) -> list[tuple[Any, ...]]:

@@ -91,6 +91,7 @@ def test_usage_and_failure_exit_codes(db: Database, tmp_path: Path) -> None:
     assert rows(db, "SELECT status FROM etl_runs") == [("failed",)]
 
 
+@pytest.mark.db  # libpq tries a port where nothing listens
 def test_bad_database_url_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["--database-url", "postgresql://u:hunter2@127.0.0.1:1/x", "status"], catch_exceptions=False
@@ -113,6 +114,7 @@ def test_generate_then_load(db: Database, tmp_path: Path) -> None:
     assert scalar(db, "SELECT count(*) FROM trackplays p JOIN tracks t USING (track_id) WHERE NOT t.is_inferred") > 0
 
 
+@pytest.mark.db  # the command starts the embedded server
 def test_console_script_on_the_embedded_default(tmp_path: Path, udacity: Path) -> None:
     """The real entry point, with no database URL: the embedded server in MUSICSTREAM_HOME."""
     home = Path("/tmp") / f"msh-{os.getpid()}"

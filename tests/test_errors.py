@@ -167,6 +167,7 @@ def test_global_options_after_the_command(db: Database, udacity: Path) -> None:
     assert code == 0 and json.loads(out)["tables"]["trackplays"] == 6820
 
 
+@pytest.mark.db  # the command starts the embedded server
 def test_the_embedded_default_in_a_folder_with_spaces_initialises_itself(tmp_path: Path, udacity: Path) -> None:
     """macOS's default state folder is under "Application Support": the embedded server works there, and the first
     command (a load, before any init) creates its database and schema."""

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from musicstream.extract.values import Reject, iter_json_values, raw_text
 from musicstream.transform.normalize import length_ms, name_key
 from musicstream.transform.records import (
@@ -48,7 +49,7 @@ EVENT_KEYS = (
 name_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
     assert isinstance(parse_event(raw), OUTCOMES)
@@ -56,21 +57,21 @@ def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
     assert "\x00" not in text
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(st.dictionaries(st.sampled_from(EVENT_KEYS) | st.text(max_size=6), json_values, max_size=16))
 def test_arbitrary_json_objects_never_raise(obj: dict[str, Any]) -> None:
     assert isinstance(parse_event(json.dumps(obj).encode()), OUTCOMES)
     assert isinstance(parse_song(obj), Song | Reject)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.text(max_size=200))
 def test_song_streams_never_raise(text: str) -> None:
     for _line, value, _raw in iter_json_values(text):
         assert isinstance(value, Reject) or isinstance(parse_song(value), Song | Reject)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(
     user=st.integers(1, 2**31 - 1),
     session=st.integers(0, 2**31 - 1),
@@ -118,7 +119,7 @@ rule3_files = st.dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(files=rule3_files, data=st.data())
 def test_rule3_in_any_order_equals_reading_order(files: dict[str, list[tuple[int, int, int, int]]], data: Any) -> None:
     def event(path: str, line: int, ts: int, session: int, item: int, user: int) -> UserEvent:

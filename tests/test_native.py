@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from musicstream.db.connection import Database
 from musicstream.engines import native, read
 from musicstream.engines.read import LogBatchTask, LogTask, Parsed, parse_log_lines, parse_log_native
@@ -198,7 +199,7 @@ def test_a_plain_line_takes_the_native_path(tmp_path: Path, name: str, make: Any
     assert (fast.native, fast.routed) == (40, 0), name
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.integers(0, 10_000),
     odd=st.lists(st.tuples(st.integers(0, 199), st.sampled_from(ODD + PLAIN)), max_size=25),
@@ -352,7 +353,7 @@ def assert_batch_same(paths: list[Path]) -> Parsed:
     return fast
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.integers(0, 10_000),
     shapes=st.lists(
@@ -401,7 +402,7 @@ def test_a_batch_with_ties_and_a_missing_file(tmp_path: Path) -> None:
 _CHARS = "".join(map(chr, range(128))) + "\x85\xa0\u2003ÉéßẞİﬁＡ\u0130\u212a\u3000"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(names=st.lists(st.text(alphabet=st.sampled_from(_CHARS), max_size=12), max_size=30))
 def test_name_keys_of_a_block_are_rule_6s(names: list[str]) -> None:
     """The block's name keys (ASCII names in compiled code, the others by the Python definition) equal

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from musicstream.cli import cli
 from musicstream.db.connection import Database
 
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE_ARTIFACT = "<script>alert('pwned')</script> & $x^2$"
 CHROMIUM_ARGS = [
     "--disable-gpu",
@@ -162,10 +160,10 @@ def test_layout_checker_sees_the_old_problems() -> None:
 
 
 @pytest.mark.parametrize(("label", "width"), [("desktop", 1366), ("phone", 390)])
-def test_renders_in_chromium(report_file: Path, label: str, width: int) -> None:
+def test_renders_in_chromium(report_file: Path, chromium: str, label: str, width: int) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             problems, requests = _open(page, report_file, width, 900)
