@@ -125,7 +125,7 @@ os.environ.pop("LINES", None)
 # Spark's JVMs (drivers, executors, a test cluster's master and workers) JIT-compile with the first tier only, a
 # user's Spark settings aside: tests/spark-conf/spark-defaults.conf says why.
 os.environ["SPARK_CONF_DIR"] = str(Path(__file__).with_name("spark-conf"))
-os.environ["SPARK_DAEMON_JAVA_OPTS"] = "-XX:TieredStopAtLevel=1"
+os.environ["SPARK_DAEMON_JAVA_OPTS"] = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 @pytest.fixture(scope="session")
