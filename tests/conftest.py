@@ -31,9 +31,9 @@ _counter = itertools.count()
 
 pytest_plugins = ("pytester",)  # test_lanes.py runs pytest on tests of its own
 
-# The longest files first, so that `make test` (pytest -n 2 --dist loadfile) starts them at once on separate
-# workers while the short ones fill in around them; the order changes nothing else.
-LONG_FIRST = ("test_spark_cluster.py", "test_lake.py", "test_spark.py", "test_crash.py", "test_bench_smoke.py")
+# The longest files first, so that `make test` (pytest -n 3 --dist loadfile) starts them early on separate workers
+# while the short ones fill in around them; the order changes nothing else.
+LONG_FIRST = ("test_spark_cluster.py", "test_spark.py", "test_lake.py", "test_first_use.py", "test_crash.py")
 
 
 # Test lanes: a test's marks follow the fixtures it uses, directly or through other fixtures. `make test-fast` runs
