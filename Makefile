@@ -62,9 +62,10 @@ test-deps:
 	  else echo "The tests need: sudo apt-get install $(TEST_PACKAGES)" >&2; exit 1; fi; \
 	fi
 
-# Two worker processes (pytest-xdist), a test file each at a time: most tests wait on PostgreSQL, Spark's JVMs
-# or a subprocess, so two keep both cores of a small machine busy. TEST_WORKERS=0 runs them in this process.
-TEST_WORKERS ?= 2
+# Three worker processes (pytest-xdist), a test file each at a time: many tests wait on PostgreSQL, Spark's JVMs
+# or a subprocess, and with two a 2-core machine was idle for about a sixth of the run; three keep both cores
+# busy. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 3
 pytest: setup test-deps
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 

@@ -31,9 +31,9 @@ _counter = itertools.count()
 
 pytest_plugins = ("pytester",)  # test_lanes.py runs pytest on tests of its own
 
-# The longest files first, so that `make test` (pytest -n 2 --dist loadfile) starts them at once on separate
-# workers while the short ones fill in around them; the order changes nothing else.
-LONG_FIRST = ("test_spark_cluster.py", "test_lake.py", "test_spark.py", "test_crash.py", "test_bench_smoke.py")
+# The longest files first, so that `make test` (pytest -n 3 --dist loadfile) starts them early on separate workers
+# while the short ones fill in around them; the order changes nothing else.
+LONG_FIRST = ("test_spark_cluster.py", "test_spark.py", "test_lake.py", "test_first_use.py", "test_crash.py")
 
 
 # Test lanes: a test's marks follow the fixtures it uses, directly or through other fixtures. `make test-fast` runs
@@ -125,7 +125,7 @@ os.environ.pop("LINES", None)
 # Spark's JVMs (drivers, executors, a test cluster's master and workers) JIT-compile with the first tier only, a
 # user's Spark settings aside: tests/spark-conf/spark-defaults.conf says why.
 os.environ["SPARK_CONF_DIR"] = str(Path(__file__).with_name("spark-conf"))
-os.environ["SPARK_DAEMON_JAVA_OPTS"] = "-XX:TieredStopAtLevel=1"
+os.environ["SPARK_DAEMON_JAVA_OPTS"] = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 @pytest.fixture(scope="session")
