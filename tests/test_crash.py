@@ -23,7 +23,8 @@ from musicstream.config import Settings
 from musicstream.db.bulk import table_of
 from musicstream.db.connection import Database
 from musicstream.db.sqlfiles import named_statements
-from musicstream.load.merge import LATE_ROLLUPS, STEPS
+from musicstream.load import rollups
+from musicstream.load.merge import STEPS
 from test_order_independence import reset, snapshot
 
 DAYS = ("2018-11-02", "2018-11-05", "2018-11-13", "2018-11-21", "2018-11-28", "2018-11-30")
@@ -44,14 +45,15 @@ AFTER_COMMIT = ["committed", "analyzed"]
 
 def test_the_crash_points_are_the_merge_steps() -> None:
     """Every merge step is a crash point, in the order of the one list: each name is a statement of merge.sql or
-    a step done in Python, and every statement of merge.sql is a step, a first load's variant of one, or max_ids."""
-    statements = set(named_statements("load/merge"))
+    rollups/maintain.sql, or a step done in Python; and every statement of those is a step, a first load's variant
+    of one, max_ids or the rollups' rebuild_handover."""
+    statements = set(named_statements("load/merge")) | set(named_statements("rollups/maintain"))
     done_in_python = {step.name for step in STEPS if step.does is not None}
     assert len(set(MERGE_STEPS)) == len(MERGE_STEPS)
     assert {name for name in MERGE_STEPS if name not in statements} <= done_in_python
     variants = {name for name in statements if name.endswith("_first")}
     assert {name.removesuffix("_first") for name in variants} <= set(MERGE_STEPS)
-    assert statements - set(MERGE_STEPS) - variants == {"max_ids"}
+    assert statements - set(MERGE_STEPS) - variants == {"max_ids", "rebuild_handover"}
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +177,7 @@ def test_first_load_killed_then_rerun(db: Database, batches: Any, states: dict[s
     assert rows(db, "SELECT count(*) FROM trackplays") == [(0,)]
     assert rows(db, "SELECT count(*) FROM deferred_indexes")[0][0] > 0
     deferred = {table_of(definition) for (definition,) in rows(db, "SELECT definition FROM deferred_indexes")}
-    assert deferred >= {"trackplays", "timetb", *LATE_ROLLUPS}
+    assert deferred >= {"trackplays", "timetb", *rollups.DEFERRED}
     with db.connect(autocommit=True) as conn:  # the keys are off until the next load: check says so
         assert [c.name for c in run_checks(conn) if not c.passed] == ["foreign_keys_in_place"]
     _finish_and_compare(db, second, states)

@@ -219,7 +219,7 @@ def test_each_check_sees_what_it_is_for(tmp_path: Path) -> None:
     assert missing_paths("```sh\n`load/nothing.py`\n```") == []
     assert missing_names("`load/pipeline.py` `run`, `_listed` and `_failed`") == []
     assert missing_names("`load/stats.py` `LoadResult.add_file`; `sql/load/merge.sql` `insert_plays`") == []
-    assert missing_names("`rules.py` `MATCH_TOLERANCE_S`; `sql/schema/0008_day_tops.sql` `report_top()`") == []
+    assert missing_names("`rules.py` `MATCH_TOLERANCE_S`; `sql/rollups/functions/day_tops.sql` `report_top()`") == []
     assert missing_names("`load/pipeline.py` `run`, `_swap`") == ["load/pipeline.py _swap"]
     assert missing_names("`sql/load/merge.sql` `unsorted_plays`") == ["sql/load/merge.sql unsorted_plays"]
     assert missing_names("`load/gone.py` `run`") == ["load/gone.py run"]

@@ -248,14 +248,14 @@ def test_a_first_load_takes_its_start_times_without_the_lookup(
     from test_rejects import event
 
     taken: list[str] = []
-    statement = merge._statement
+    execute = merge.execute
 
-    def spy(name: str) -> str:
-        if name.startswith("insert_time"):
-            taken.append(name)
-        return statement(name)
+    def spy(m: Any, step: Any, statement: str | None = None, **kwargs: Any) -> int:
+        if step.name == "insert_time":
+            taken.append(statement or step.name)
+        return execute(m, step, statement, **kwargs)
 
-    monkeypatch.setattr(merge, "_statement", spy)
+    monkeypatch.setattr(merge, "execute", spy)
     first, second = tmp_path / "first" / "log_data", tmp_path / "second" / "log_data"
     first.mkdir(parents=True)
     second.mkdir(parents=True)

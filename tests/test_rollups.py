@@ -2,7 +2,8 @@
 
 - After loads in any order and split, with a late catalog that moves known plays (rule 8), the rollups equal
   aggregates computed here from trackplays (with window functions, not the load's SQL).
-- The migration fills them for a database loaded before it.
+- The migration fills them for a database loaded before it; a rebuild from the plays equals what the loads kept.
+- The functions are applied again by `init` when their files change.
 - The report equals the report of the statements it had before the rollups (their text is kept below) for
   several filters.
 """
@@ -18,15 +19,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from conftest import rows
 from musicstream import run_load
 from musicstream.db.connection import Database
-from musicstream.db.schema import migrate
+from musicstream.db.schema import ROLLUP_TABLES, migrate
+from musicstream.errors import SchemaError
+from musicstream.load.rollups import rebuild
 from musicstream.report import ReportFilters, build_report
 from musicstream.report import build as report_build
-from test_keys import back_to_version_6
+from test_keys import back_to_version_6, back_to_version_9
 from test_order_independence import build_corpus, reset
 
 # The rollups as the report needs them, from the plays: first and last by (start_time, item_in_session) per row.
@@ -199,9 +203,70 @@ def test_migration_fills_the_rollups_of_a_loaded_database(db: Database, corpus: 
         back_to_version_6(conn)
         conn.execute("DROP TABLE rollup_sessions, rollup_hours CASCADE")
         conn.execute("DELETE FROM schema_migrations WHERE version = 6")
-        assert migrate(conn) == [6, 7, 8, 9, 10, 11, 12, 13]
+        assert migrate(conn, rebuild) == [6, 7, 8, 9, 10, 11, 12, 13]
     assert rollups(db) == expected
     assert (rows(db, tops), rows(db, floors)) == (loaded_tops, loaded_floors)
+
+
+def every_rollup(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every rollup table, in a stable order."""
+    return {
+        table: rows(
+            db,
+            sql.SQL("SELECT * FROM {} ORDER BY {}")
+            .format(sql.Identifier(table), sql.SQL(", ").join(sql.Literal(n) for n in range(1, width + 1)))
+            .as_string(None),  # type: ignore[arg-type]
+        )
+        for table, width in rows(
+            db,
+            "SELECT c.relname, count(*) FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+            "WHERE c.relname = ANY(%s) AND NOT a.attisdropped GROUP BY 1 ORDER BY 1",
+            (list(ROLLUP_TABLES),),
+        )
+    }
+
+
+def test_a_rebuild_equals_what_the_loads_maintained(db: Database, corpus: list[Path]) -> None:
+    """The rollups rebuilt from the stored plays (a migration's backfill) are, row for row, those the loads kept
+    from their hand-overs, late catalog included; and a migration that asks for a backfill needs the rebuild."""
+    logs = [p for p in corpus if "log_data" in p.parts]
+    songs = [p for p in corpus if "song_data" in p.parts]
+    run_load(db, logs[:3])
+    run_load(db, logs[3:])
+    run_load(db, songs)  # rule 8 moves known plays: the hand-over's names
+    maintained = every_rollup(db)
+    assert set(maintained) == set(ROLLUP_TABLES)
+    assert [t for t, found in maintained.items() if not found] == ["rollup_spanning_sessions"]  # none in the corpus
+    with db.connect() as conn, conn.transaction():
+        rebuild(conn)
+    assert every_rollup(db) == maintained
+    with db.connect(autocommit=True) as conn:
+        back_to_version_9(conn)  # migration 10 adds rollups: it asks for a backfill
+        with pytest.raises(SchemaError, match="run `musicstream init`"):
+            migrate(conn)
+        conn.execute("TRUNCATE rollup_day_tops, rollup_sessions")
+        assert migrate(conn, rebuild) == [10, 11, 12, 13]
+    assert every_rollup(db) == maintained
+
+
+def test_init_applies_a_changed_function_again(db: Database, corpus: list[Path]) -> None:
+    """A database whose functions are not this version's (a body changed, or a file applied before it existed):
+    commands that read it say to run `init`, and `init` applies the changed files, and only those."""
+    from musicstream.db.schema import function_files, require_schema
+
+    run_load(db, corpus[:4])
+    with db.connect(autocommit=True) as conn:
+        conn.execute("CREATE OR REPLACE FUNCTION day_tops_kept() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1'")
+        conn.execute("UPDATE schema_functions SET sha256 = 'older' WHERE file = 'rollups/functions/day_tops'")
+        before = dict(conn.execute("SELECT file, applied_at FROM schema_functions").fetchall())
+        with pytest.raises(SchemaError, match=r"sql/rollups/functions/day_tops.sql.*run `musicstream init`"):
+            require_schema(conn)
+        assert migrate(conn, rebuild) == []
+        assert conn.execute("SELECT day_tops_kept()").fetchone() == (500,)
+        after = dict(conn.execute("SELECT file, applied_at FROM schema_functions").fetchall())
+        require_schema(conn)
+    assert set(after) == set(function_files())
+    assert [f for f in after if after[f] != before[f]] == ["rollups/functions/day_tops"]
 
 
 # The report's statements before the rollups (musicstream 0.x, sql/report/report.sql), kept verbatim as the

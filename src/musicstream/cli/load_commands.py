@@ -32,6 +32,7 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
     """
     from musicstream.db.embedded import EmbeddedServerError, remake
     from musicstream.db.schema import initialize, table_rows
+    from musicstream.load.rollups import rebuild as rebuild_rollups
 
     db = database_of(ctx)
     try:
@@ -58,7 +59,7 @@ def init(ctx: click.Context, reset: bool, yes: bool, as_json: bool) -> None:
             raise click.UsageError("--reset drops all loaded data; add --yes to confirm when not on a terminal")
         click.echo(f"{db.describe()} holds: {holding or 'musicstream tables, all empty'}", err=True)
         click.confirm("Drop these tables and all their rows?", abort=True, err=True)
-    outcome = initialize(db, reset=reset)
+    outcome = initialize(db, reset=reset, backfill=rebuild_rollups)
     outcome["dropped"] = dict(dropped)
     if as_json:
         emit_json(outcome)

@@ -21,7 +21,7 @@ from musicstream.db.schema import BOOK_TABLES, ROLLUP_TABLES, STAR_TABLES, requi
 
 ANALYST = "musicstream_analyst"
 LOADER = "musicstream_loader"
-ANALYST_TABLES = (*STAR_TABLES, "play_names", *ROLLUP_TABLES, "etl_runs", "schema_migrations")
+ANALYST_TABLES = (*STAR_TABLES, "play_names", *ROLLUP_TABLES, "etl_runs", "schema_migrations", "schema_functions")
 SPARKIFY_VIEWS = ("songplays", "users", "songs", "artists", "time")
 
 
@@ -43,7 +43,14 @@ def create_roles(conn: psycopg.Connection[Any], analyst: str = ANALYST, loader: 
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public, sparkify TO {}, {}").format(a, lo))
         # index rebuilds of a bulk load create indexes in public (its tables are the loader's own)
         conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(lo))
-        for table in (*STAR_TABLES, "play_names", *ROLLUP_TABLES, *BOOK_TABLES, "schema_migrations"):
+        for table in (
+            *STAR_TABLES,
+            "play_names",
+            *ROLLUP_TABLES,
+            *BOOK_TABLES,
+            "schema_migrations",
+            "schema_functions",
+        ):
             conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), lo))
         for table in ANALYST_TABLES:
             conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table), a))

@@ -34,7 +34,8 @@ from musicstream.db.schema import ROLLUP_TABLES, require_schema
 from musicstream.errors import InputError, LoadError, MusicstreamError, TooManyRejects
 from musicstream.extract.files import InputFile
 from musicstream.faults import point
-from musicstream.load.merge import LATE_ROLLUPS, finish, merge
+from musicstream.load import rollups
+from musicstream.load.merge import finish, merge
 from musicstream.load.state import Engine, LoadOptions, Progress, RunState
 from musicstream.load.stats import LoadResult
 from musicstream.memory import peak_rss_mb
@@ -359,8 +360,8 @@ def _begin(conn: psycopg.Connection[Any], options: LoadOptions, engine: Engine, 
     point("run-recorded")
     defer_indexes(
         conn,
-        ["trackplays", "play_names", "tracks", "timetb", "rollup_sessions", *LATE_ROLLUPS],
-        keys=["trackplays", "timetb", "rollup_sessions", "play_names", *LATE_ROLLUPS],
+        ["trackplays", "play_names", "tracks", "timetb", *rollups.DEFERRED],
+        keys=["trackplays", "timetb", "play_names", *rollups.DEFERRED],
     )
     point("indexes-deferred")
 
