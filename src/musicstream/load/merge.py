@@ -238,6 +238,8 @@ STEPS: tuple[Step, ...] = (
     Step("refresh_mtimes", FINISH),
     Step("replace_rejects", FINISH),
     Step("insert_rejects", FINISH, params="run"),
+    Step("replace_repairs", FINISH),
+    Step("insert_repairs", FINISH, params="run"),
     Step("record_files", FINISH, params="run"),
 )
 _NUMBERS = {step.name: number for number, step in enumerate(STEPS, start=1)}

@@ -35,6 +35,7 @@ from musicstream.errors import InputError, LoadError, MusicstreamError, TooManyR
 from musicstream.extract.files import InputFile
 from musicstream.faults import point
 from musicstream.load.merge import LATE_ROLLUPS, finish, merge
+from musicstream.load.staging import repairs_staged
 from musicstream.load.state import Engine, LoadOptions, Progress, RunState
 from musicstream.load.stats import LoadResult
 from musicstream.memory import peak_rss_mb
@@ -315,6 +316,7 @@ def run(
             point("analyzed")
     finally:
         run.rejects.close()  # idempotent: also when the run never started
+        run.repairs.close()
         result.peak_rss_mb = round(max(result.peak_rss_mb, peak_rss_mb()), 1)
     return result
 
@@ -396,6 +398,7 @@ def _transaction(
         started_stage = time.perf_counter()
         staged = engine.stage(conn, run, files, options.full, started_ns)
         run.staged_plays, run.staged_songs = staged.plays, staged.songs
+        result.names_repaired, result.spellings_repaired = repairs_staged(conn)
         result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
         log.info(
             "read %d files, %d records (%d rejected) in %.1f s; merging",

@@ -128,3 +128,12 @@ CREATE OR REPLACE TEMP VIEW timetb AS
 SELECT start_time, hour(start_time) AS hour, day(start_time) AS day, weekofyear(start_time) AS week,
        month(start_time) AS month, year(start_time) AS year, date_format(start_time, 'EEEE') AS weekday
 FROM (SELECT DISTINCT start_time FROM facts);
+
+-- name: name_repairs
+-- Rule 6's repairs of names, as the database's name_repairs view gives them: per damaged spelling, what it became,
+-- the file and line where it is first seen (in path order) and how many times it was read.
+CREATE OR REPLACE TEMP VIEW name_repairs AS
+SELECT original, min(repaired) AS repaired, min(struct(path, line)).path AS first_file,
+       min(struct(path, line)).line AS first_line, sum(records) AS count
+FROM repairs
+GROUP BY original;

@@ -1,0 +1,283 @@
+"""Rule 6's reading of names: damaged names repaired alike in every reader and engine, the originals kept.
+
+The public sample's logs hold names damaged before publication: double-encoded UTF-8 (``BjÃ\\x83Â¶rk`` for Björk)
+and curly quotes cut to their low byte (``Don\\x19t``). The expectations here come from the raw JSON and from
+ftfy itself (``ftfy.fix_encoding``, which the rule names), not from the project's code: the counts of plays of a
+damaged spelling, and what ftfy makes of each name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import ftfy
+import pytest
+
+from conftest import UDACITY, rows, scalar
+from musicstream import LoadOptions, run_load
+from musicstream.checks import damaged_names, run_checks
+from musicstream.db.connection import Database
+from musicstream.engines.read import LogBatchTask, LogTask, SongTask, parse_log_batch, parse_log_lines, run_task
+from musicstream.transform.names import NameReader, looks_damaged, repair_name
+
+CORRECT = ["Motörhead", "Sigur Rós", "Ñu", "Don’t Stop", "“Heroes”", "It‘s", "Zoë", "ＡＢＣ", "naïve café", "Ⅻ"]
+NAME_QUERIES = {
+    "tracks": "SELECT title FROM tracks",
+    "artists": "SELECT name FROM artists",
+    "play titles": "SELECT song_title FROM play_names",
+    "play artists": "SELECT artist_name FROM play_names",
+}
+
+
+def expected_repair(name: str) -> str:
+    """The rule as docs/rules.md states it, written with ftfy directly: fix_encoding; when it re-decoded the name,
+    the same re-decoding again as long as it decodes; then the cut quotes."""
+    text = ftfy.fix_encoding(name)
+    if text != name:
+        while True:
+            try:
+                again = text.encode("latin-1").decode("utf-8")
+            except UnicodeError:
+                break
+            if again == text:
+                break
+            text = again
+    return text.replace("\x18", "\u2018").replace("\x19", "\u2019")
+
+
+def sample_names() -> list[tuple[str, int, str]]:
+    """Every name rule 6 reads in the sample, in reading order: (file, line, name). Log files: a play's song and
+    artist; song files: the title and artist name."""
+    found: list[tuple[str, int, str]] = []
+    for path in sorted((UDACITY / "song_data").rglob("*.json")):
+        song = json.loads(path.read_text(encoding="utf-8"))
+        found += [(str(path), 1, song["title"]), (str(path), 1, song["artist_name"])]
+    for path in sorted((UDACITY / "log_data").rglob("*.json")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            event = json.loads(line) if line.strip() else {}
+            if event.get("page") == "NextSong" and event.get("userId"):
+                found += [(str(path), number, event["song"]), (str(path), number, event["artist"])]
+    return found
+
+
+def expected_repairs(prefix: Path = UDACITY) -> dict[str, tuple[str, str, int, int]]:
+    """original → (repaired, first file, first line, count), from the raw JSON and ftfy."""
+    out: dict[str, tuple[str, str, int, int]] = {}
+    names = sample_names()
+    counts = Counter(name for _, _, name in names)
+    for file, line, name in sorted(names):  # first seen: in path order, the order files are read in
+        fixed = expected_repair(name)
+        if fixed != name and name not in out:
+            out[name] = (fixed, file.replace(str(UDACITY), str(prefix)), line, counts[name])
+    return out
+
+
+def plays_by_artist(db: Database, name: str) -> int:
+    return int(
+        scalar(db, "SELECT count(*) FROM trackplays p JOIN artists a USING (artist_id) WHERE a.name = %s", (name,))
+    )
+
+
+def stored_names(db: Database) -> dict[str, list[str]]:
+    return {where: [r[0] for r in rows(db, query)] for where, query in NAME_QUERIES.items()}
+
+
+# -- the rule on one name -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("damaged", "repaired"),
+    [
+        ("BjÃ\x83Â¶rk", "Björk"),
+        ("BeyoncÃ\x83Â©", "Beyoncé"),
+        ("Michael BublÃ\x83Â©", "Michael Bublé"),
+        ("Howlin\x19 For You", "Howlin’ For You"),
+        ("The Kids Don\x19t Stand A Chance (Album)", "The Kids Don’t Stand A Chance (Album)"),
+        ("Tapes \x18n Tapes", "Tapes ‘n Tapes"),
+        ("SinÃ\x83Â©ad O'Connor", "Sinéad O'Connor"),  # a straight quote stays straight
+        (
+            "Emil Gilels/Orchestre de la SociÃ\x83Â©tÃ\x83Â© des Concerts",
+            "Emil Gilels/Orchestre de la Société des Concerts",
+        ),
+        ("BeyoncÃ©", "Beyoncé"),  # encoded twice only
+        ("SÃ\x83Â¥ng", "Sång"),  # ftfy alone stops at SÃ¥ng
+        ("En Glad Calypso Om VÃ\x83Â¥ren (Live '62)", "En Glad Calypso Om Våren (Live '62)"),
+    ],
+)
+def test_damaged_names_are_repaired(damaged: str, repaired: str) -> None:
+    assert repair_name(damaged) == repaired == expected_repair(damaged)
+    assert looks_damaged(damaged) and not looks_damaged(repaired)
+
+
+@pytest.mark.parametrize("name", CORRECT)
+def test_correct_names_come_through_byte_identical(name: str) -> None:
+    assert repair_name(name).encode() == name.encode()
+    assert not looks_damaged(name)
+
+
+def test_nothing_else_of_ftfy_applies() -> None:
+    """No quote uncurling, width, ligature or HTML change: only the encoding is fixed."""
+    for name in ["“Quoted” ‘twice’", "ＷＩＤＥ", "ﬁne ﬂow", "Tom &amp; Jerry", "a&lt;b", "Ⅻ", "…"]:
+        assert repair_name(name) == name
+
+
+def test_every_sample_name_is_repaired_as_ftfy_says() -> None:
+    """Every name the sample gives, ASCII or not: the one definition equals the rule's text (ASCII names take the
+    shortcut, and ftfy leaves them as they are too)."""
+    names = {name for _, _, name in sample_names()}
+    assert len(names) > 3000
+    assert {name: repair_name(name) for name in names} == {name: expected_repair(name) for name in names}
+    ascii_names = [name for name in names if name.isascii() and name.isprintable()]
+    assert all(ftfy.fix_encoding(name) == name for name in ascii_names)
+    for code in range(128):  # every ASCII character, where the shortcut answers without a look
+        name = f"a{chr(code)}b"
+        assert repair_name(name) == expected_repair(name)
+
+
+def test_the_reader_notes_each_repair_once_with_its_first_line() -> None:
+    reader = NameReader()
+    for line, name in [(3, "Muse"), (4, "BjÃ\x83Â¶rk"), (9, "BjÃ\x83Â¶rk"), (9, "Don\x19t")]:
+        reader.line = line
+        reader(name)
+    assert reader.rows("f.json", 10) == [
+        ("f.json", "BjÃ\x83Â¶rk", "Björk", 14, 2),
+        ("f.json", "Don\x19t", "Don’t", 19, 1),
+    ]
+    off = NameReader(repair=False)
+    assert off("BjÃ\x83Â¶rk") == "BjÃ\x83Â¶rk" and off.rows("f.json") == []
+
+
+# -- the readers --------------------------------------------------------------------------------------------------
+
+
+def _repairs(parsed: Any) -> dict[str, tuple[str, str, int, int]]:
+    found: dict[str, tuple[str, str, int, int]] = {}
+    for outcome in parsed.files:
+        for file, original, repaired, line, count in outcome.names.rows(outcome.path):
+            seen = found.get(original)
+            first = (file, line) if seen is None else min((seen[1], seen[2]), (file, line))
+            found[original] = (repaired, first[0], first[1], count + (seen[3] if seen else 0))
+    return found
+
+
+def test_both_readers_repair_the_sample_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python path (line by line) and the native reader (the batch of small files, read in one pass) stage the
+    same plays and note the same repairs, those the raw JSON and ftfy give."""
+    logs = tuple(str(p) for p in sorted((UDACITY / "log_data").rglob("*.json")))
+    native = parse_log_batch(LogBatchTask(logs, native=True))
+    assert native.native > 6000
+    lines: list[Any] = [parse_log_lines(LogTask(path)) for path in logs]
+    assert native.csv == b"".join(p.csv for p in lines)
+    songs = run_task(SongTask(tuple(str(p) for p in sorted((UDACITY / "song_data").rglob("*.json")))))
+    assert songs.staged == 71 and _repairs(songs) == {}  # the sample's song files are written correctly
+    merged: dict[str, tuple[str, str, int, int]] = {}
+    for p in lines:
+        for original, (fixed, file, line, count) in _repairs(p).items():
+            seen = merged.get(original)
+            merged[original] = (
+                (fixed, file, line, count) if seen is None else (fixed, seen[1], seen[2], seen[3] + count)
+            )
+    assert _repairs(native) == merged == expected_repairs()
+    for text in (native.csv, b"".join(p.csv for p in lines)):
+        assert "Björk".encode() in text and "Ã".encode() not in text and b"\x19" not in text
+
+
+def test_switched_off_the_readers_keep_names_as_given() -> None:
+    logs = tuple(str(p) for p in sorted((UDACITY / "log_data").rglob("*.json")))
+    native = parse_log_batch(LogBatchTask(logs, native=True, repair=False))
+    lines = b"".join(parse_log_lines(LogTask(path, repair=False)).csv for path in logs)
+    assert native.csv == lines
+    assert "BjÃ\x83Â¶rk".encode() in lines and b"\x19" in lines
+    assert _repairs(native) == {}
+
+
+# -- loads of the sample ------------------------------------------------------------------------------------------
+
+
+def assert_names_repaired(db: Database, repairs_at: Path = UDACITY) -> None:
+    """What the issue asks of a load of the sample: no stored name damaged or holding a control character; Björk
+    33 plays and Beyoncé 23 under their real names; the repair table lists every repair."""
+    for where, names in stored_names(db).items():
+        assert names, where
+        assert [n for n in names if looks_damaged(n)] == [], where
+        assert [n for n in names if any(c < " " or "\x7f" <= c < "\xa0" for c in n)] == [], where
+    raw = Counter(artist for _, _, artist in sample_names()[1::2])  # the raw spellings' play counts
+    assert raw["BjÃ\x83Â¶rk"] == 33 and raw["BeyoncÃ\x83Â©"] == 23
+    assert plays_by_artist(db, "Björk") == 33
+    assert plays_by_artist(db, "Beyoncé") == 23
+    assert plays_by_artist(db, "BjÃ\x83Â¶rk") == 0
+    repairs = rows(db, "SELECT original, repaired, first_file, first_line, count FROM name_repairs")
+    assert {r[0]: tuple(r[1:]) for r in repairs} == expected_repairs(repairs_at)
+    with db.connect(autocommit=True) as conn:
+        assert damaged_names(conn) == []
+
+
+@pytest.mark.parametrize("reader", ["native", "python"])
+def test_a_load_of_the_sample_stores_real_names(db: Database, udacity: Path, reader: str, monkeypatch: Any) -> None:
+    monkeypatch.setenv("MUSICSTREAM_NATIVE_MIN_BYTES", "0" if reader == "native" else str(1 << 40))
+    result = run_load(db, [udacity], LoadOptions(workers=1))
+    assert result.status == "succeeded"
+    assert (result.native_lines > 6000) == (reader == "native")
+    assert_names_repaired(db)
+    want = expected_repairs()
+    assert result.names_repaired == sum(r[3] for r in want.values()) and result.spellings_repaired == len(want)
+    assert rows(db, "SELECT DISTINCT run_id FROM name_repairs_by_file") == [(result.run_id,)]
+    # correct non-ASCII names of the song files come through byte for byte
+    assert scalar(db, "SELECT count(*) FROM tracks WHERE title = %s", ("¿Dónde va Chichi?",)) == 1
+    with db.connect(autocommit=True) as conn:
+        failed = [c.name for c in run_checks(conn) if not c.passed]
+    assert failed == []
+    again = run_load(db, [udacity], LoadOptions(full=True, workers=1))
+    assert again.status == "succeeded" and again.names_repaired == result.names_repaired
+    assert_names_repaired(db)  # a file read again replaces its repairs: the counts stay
+
+
+def test_switched_off_a_load_stores_names_as_given(db: Database, udacity: Path) -> None:
+    result = run_load(db, [udacity], LoadOptions(repair_names=False))
+    assert result.status == "succeeded" and result.names_repaired == 0
+    assert plays_by_artist(db, "BjÃ\x83Â¶rk") == 33 and plays_by_artist(db, "Björk") == 0
+    assert scalar(db, "SELECT count(*) FROM play_names WHERE song_title = %s", ("Howlin\x19 For You",)) == 1
+    assert rows(db, "SELECT * FROM name_repairs") == []
+    with db.connect(autocommit=True) as conn:
+        damaged = damaged_names(conn)
+        checks = {c.name: c for c in run_checks(conn)}
+    assert "BjÃ\x83Â¶rk" in damaged and "Howlin\x19 For You" in damaged
+    assert checks["names_not_damaged"].failures == len(damaged) and not checks["names_not_damaged"].passed
+
+
+def test_correct_names_in_song_files_and_logs_stay_byte_identical(db: Database, tmp_path: Path) -> None:
+    """Catalog songs and plays whose names are correct non-ASCII text come through byte for byte and match; a
+    damaged spelling of one of them is repaired and meets the catalog."""
+    first = next(
+        line
+        for line in (UDACITY / "log_data" / "2018" / "11" / "2018-11-05-events.json").read_text().splitlines()
+        if '"NextSong"' in line
+    )
+    base = json.loads(first)
+    (tmp_path / "song_data").mkdir()
+    (tmp_path / "log_data").mkdir()
+    events = []
+    pairs = list(zip(CORRECT, reversed(CORRECT), strict=True))
+    for n, (title, artist) in enumerate(pairs):
+        song = {"song_id": f"SONAMES{n:010d}", "title": title, "artist_id": f"ARNAMES{n:010d}", "artist_name": artist}
+        song |= {"duration": 200.0, "year": 2000, "artist_location": "", "num_songs": 1}
+        song |= {"artist_latitude": None, "artist_longitude": None}
+        (tmp_path / "song_data" / f"{n}.json").write_text(json.dumps(song, ensure_ascii=False), encoding="utf-8")
+        played = title if n else title.encode().decode("latin-1").encode().decode("latin-1")  # damaged twice
+        events.append(
+            base | {"song": played, "artist": artist, "length": 200.0, "sessionId": 90000, "itemInSession": n}
+        )
+    (tmp_path / "log_data" / "names.json").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    assert run_load(db, [tmp_path]).status == "succeeded"
+    catalog = rows(db, "SELECT title, a.name FROM tracks t JOIN artists a USING (artist_id) WHERE NOT t.is_inferred")
+    matched = rows(
+        db,
+        "SELECT n.song_title, n.artist_name FROM trackplays p JOIN play_names n USING (name_id) "
+        "JOIN tracks t ON t.track_id = p.track_id WHERE NOT t.is_inferred",
+    )
+    for found in (catalog, matched):
+        assert sorted((t.encode(), a.encode()) for t, a in found) == sorted((t.encode(), a.encode()) for t, a in pairs)
+    assert rows(db, "SELECT original, repaired FROM name_repairs") == [("MotÃ\x83Â¶rhead", "Motörhead")]
