@@ -416,7 +416,7 @@ def repair_names(rows: pl.DataFrame, names: pl.Series) -> tuple[pl.DataFrame, pl
         return rows, _NO_REPAIRS
     plays = rows.filter(pl.col("page") == "NextSong")  # only a play's names are read (rule 6)
     made = pl.concat([plays.select("line", pl.col(column).alias("original")) for column in ("song", "artist")]).filter(
-        pl.col("original").is_in(originals)
+        pl.col("original").is_in(originals.implode())
     )
     made = made.with_columns(pl.col("original").replace_strict(originals, repaired).alias("repaired"))
     rows = rows.with_columns(pl.col(c).replace(originals, repaired) for c in ("song", "artist"))
