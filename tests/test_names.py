@@ -9,6 +9,7 @@ damaged spelling, and what ftfy makes of each name.
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -48,14 +49,14 @@ def expected_repair(name: str) -> str:
     return text.replace("\x18", "\u2018").replace("\x19", "\u2019")
 
 
-def sample_names() -> list[tuple[str, int, str]]:
-    """Every name rule 6 reads in the sample, in reading order: (file, line, name). Log files: a play's song and
-    artist; song files: the title and artist name."""
+def sample_names(root: Path = UDACITY) -> list[tuple[str, int, str]]:
+    """Every name rule 6 reads in the sample (or a tree of its files), in reading order: (file, line, name). Log
+    files: a play's song and artist; song files: the title and artist name."""
     found: list[tuple[str, int, str]] = []
-    for path in sorted((UDACITY / "song_data").rglob("*.json")):
+    for path in sorted((root / "song_data").rglob("*.json")):
         song = json.loads(path.read_text(encoding="utf-8"))
         found += [(str(path), 1, song["title"]), (str(path), 1, song["artist_name"])]
-    for path in sorted((UDACITY / "log_data").rglob("*.json")):
+    for path in sorted((root / "log_data").rglob("*.json")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             event = json.loads(line) if line.strip() else {}
             if event.get("page") == "NextSong" and event.get("userId"):
@@ -63,15 +64,15 @@ def sample_names() -> list[tuple[str, int, str]]:
     return found
 
 
-def expected_repairs(prefix: Path = UDACITY) -> dict[str, tuple[str, str, int, int]]:
+def expected_repairs(root: Path = UDACITY) -> dict[str, tuple[str, str, int, int]]:
     """original → (repaired, first file, first line, count), from the raw JSON and ftfy."""
     out: dict[str, tuple[str, str, int, int]] = {}
-    names = sample_names()
+    names = sample_names(root)
     counts = Counter(name for _, _, name in names)
     for file, line, name in sorted(names):  # first seen: in path order, the order files are read in
         fixed = expected_repair(name)
         if fixed != name and name not in out:
-            out[name] = (fixed, file.replace(str(UDACITY), str(prefix)), line, counts[name])
+            out[name] = (fixed, file, line, counts[name])
     return out
 
 
@@ -197,7 +198,7 @@ def test_switched_off_the_readers_keep_names_as_given() -> None:
 # -- loads of the sample ------------------------------------------------------------------------------------------
 
 
-def assert_names_repaired(db: Database, repairs_at: Path = UDACITY) -> None:
+def assert_names_repaired(db: Database, root: Path = UDACITY) -> None:
     """What the issue asks of a load of the sample: no stored name damaged or holding a control character; Björk
     33 plays and Beyoncé 23 under their real names; the repair table lists every repair."""
     for where, names in stored_names(db).items():
@@ -210,7 +211,7 @@ def assert_names_repaired(db: Database, repairs_at: Path = UDACITY) -> None:
     assert plays_by_artist(db, "Beyoncé") == 23
     assert plays_by_artist(db, "BjÃ\x83Â¶rk") == 0
     repairs = rows(db, "SELECT original, repaired, first_file, first_line, count FROM name_repairs")
-    assert {r[0]: tuple(r[1:]) for r in repairs} == expected_repairs(repairs_at)
+    assert {r[0]: tuple(r[1:]) for r in repairs} == expected_repairs(root)
     with db.connect(autocommit=True) as conn:
         assert damaged_names(conn) == []
 
@@ -281,3 +282,64 @@ def test_correct_names_in_song_files_and_logs_stay_byte_identical(db: Database, 
     for found in (catalog, matched):
         assert sorted((t.encode(), a.encode()) for t, a in found) == sorted((t.encode(), a.encode()) for t, a in pairs)
     assert rows(db, "SELECT original, repaired FROM name_repairs") == [("MotÃ\x83Â¶rhead", "Motörhead")]
+
+
+# -- the Spark engine ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample with its 30 days of logs in one file: big enough that every reader takes it natively."""
+    from musicstream.engines.read import NATIVE_MIN_BYTES
+
+    root = tmp_path_factory.mktemp("one-log")
+    shutil.copytree(UDACITY / "song_data", root / "song_data")
+    (root / "log_data").mkdir()
+    days = sorted((UDACITY / "log_data").rglob("*.json"))
+    (root / "log_data" / "all-events.json").write_bytes(b"".join(p.read_bytes().rstrip(b"\n") + b"\n" for p in days))
+    assert (root / "log_data" / "all-events.json").stat().st_size >= NATIVE_MIN_BYTES
+    return root
+
+
+@pytest.mark.parametrize("reader", ["python", "native"])
+def test_spark_stores_real_names(db: Database, spark: Any, udacity: Path, one_log: Path, reader: str) -> None:
+    """Spark's executors read the sample's small log files line by line, and one big file natively."""
+    root = udacity if reader == "python" else one_log
+    result = run_load(db, [root], LoadOptions(engine="spark"))
+    assert result.status == "succeeded"
+    assert_names_repaired(db, root)
+    want = expected_repairs(root)
+    assert result.names_repaired == sum(r[3] for r in want.values()) and result.spellings_repaired == len(want)
+
+
+def test_spark_switched_off_stores_names_as_given(db: Database, spark: Any, one_log: Path) -> None:
+    assert run_load(db, [one_log], LoadOptions(engine="spark", repair_names=False)).status == "succeeded"
+    assert plays_by_artist(db, "BjÃ\x83Â¶rk") == 33 and rows(db, "SELECT * FROM name_repairs") == []
+
+
+@pytest.mark.parametrize("reader", ["python", "native"])
+def test_the_lake_holds_real_names(spark: Any, udacity: Path, one_log: Path, tmp_path: Path, reader: str) -> None:
+    import pyarrow.parquet as pq
+
+    from musicstream.engines import write_parquet
+    from test_spark import current
+
+    root = udacity if reader == "python" else one_log
+    result = write_parquet([root], str(tmp_path / "lake"))
+    assert result.status == "succeeded"
+    lake = current(tmp_path / "lake")
+    names = {
+        "tracks": [r["title"] for r in pq.read_table(lake / "tracks").to_pylist()],
+        "artists": [r["name"] for r in pq.read_table(lake / "artists").to_pylist()],
+        "play titles": [r["song_title"] for r in pq.read_table(lake / "trackplays").to_pylist()],
+        "play artists": [r["artist_name"] for r in pq.read_table(lake / "trackplays").to_pylist()],
+    }
+    for where, found in names.items():
+        assert found and [n for n in found if looks_damaged(n)] == [], where
+    plays = Counter(names["play artists"])
+    assert plays["Björk"] == 33 and plays["Beyoncé"] == 23 and plays["BjÃ\x83Â¶rk"] == 0
+    repairs = pq.read_table(lake / "name_repairs").to_pylist()
+    assert {r["original"]: (r["repaired"], r["first_file"], r["first_line"], r["count"]) for r in repairs} == (
+        expected_repairs(root)
+    )
+    assert result.names_repaired == sum(r[3] for r in expected_repairs(root).values())
