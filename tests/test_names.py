@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +344,97 @@ def test_the_lake_holds_real_names(spark: Any, udacity: Path, one_log: Path, tmp
         expected_repairs(root)
     )
     assert result.names_repaired == sum(r[3] for r in expected_repairs(root).values())
+
+
+# -- repairing a database loaded before -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample, plus catalog songs that the repaired names meet (Björk's "Undo", played 28 times; a song file
+    with a damaged artist name and title) and plays whose names become one name once repaired."""
+    root = tmp_path_factory.mktemp("with-catalog")
+    shutil.copytree(UDACITY, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.md", "SHA256SUMS"))
+    extra = root / "song_data" / "Z"
+    extra.mkdir()
+    songs = [
+        ("SOZZNAMES00000001", "Undo", "ARZZNAMES00000001", "Björk", 348.5775),
+        ("SOZZNAMES00000002", "Hyperballad\x19s Edit", "ARZZNAMES00000002", "BjÃ\x83Â¶rk", 300.0),
+    ]
+    for song_id, title, artist_id, artist, duration in songs:
+        song = {"song_id": song_id, "title": title, "artist_id": artist_id, "artist_name": artist}
+        song |= {"duration": duration, "year": 1997, "artist_location": "", "num_songs": 1}
+        song |= {"artist_latitude": None, "artist_longitude": None}
+        (extra / f"{song_id}.json").write_text(json.dumps(song), encoding="utf-8")
+    first = (UDACITY / "log_data" / "2018" / "11" / "2018-11-05-events.json").read_text().splitlines()
+    base = json.loads(next(line for line in first if '"NextSong"' in line))
+    events = [
+        base | {"artist": artist, "song": "Army Of Me", "length": 200.0, "sessionId": 90001, "itemInSession": n}
+        for n, artist in enumerate(["Björk", "BjÃ\x83Â¶rk", "bjÃ\x83Â¶rk"])
+    ]
+    (root / "log_data" / "names.json").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    return root
+
+
+@pytest.fixture
+def repaired_db(embedded: Database) -> Iterator[Database]:
+    """A second fresh database, for a load with the repair to compare with."""
+    from conftest import _fresh_database
+    from musicstream.config import Settings
+
+    yield Database(Settings(database_url=_fresh_database(embedded, "ms_names_repaired"), home=embedded.settings.home))
+    with embedded.connect(autocommit=True, dbname="postgres") as conn:
+        conn.execute("DROP DATABASE IF EXISTS ms_names_repaired WITH (FORCE)")
+
+
+def test_repair_names_brings_a_database_loaded_as_given_to_a_repaired_load(
+    db: Database, repaired_db: Database, with_catalog: Path
+) -> None:
+    from musicstream.load.repair import repair_names
+    from test_order_independence import snapshot
+
+    local_db = repaired_db
+    assert run_load(local_db, [with_catalog]).status == "succeeded"
+    assert run_load(db, [with_catalog], LoadOptions(repair_names=False)).status == "succeeded"
+    undo = "SELECT count(*) FROM trackplays WHERE track_id = 'SOZZNAMES00000001'"
+    assert scalar(local_db, undo) == 28 and scalar(db, undo) == 0  # the repair lets the plays meet the catalog
+    result = repair_names(db)
+    # every damaged spelling the database holds: all those read but one, which no row keeps (rule 7 keeps a name's
+    # smallest spelling, and "BjÃ\x83Â¶rk" < "bjÃ\x83Â¶rk")
+    expected = expected_repairs(with_catalog)
+    assert result.spellings == len(expected) - 1 and result.plays_moved > 28
+    assert snapshot(db) == snapshot(local_db)
+    assert scalar(db, undo) == 28
+    stored = rows(db, "SELECT original, repaired, first_file, first_line FROM name_repairs")
+    assert {r[0]: r[1] for r in stored} == {k: v[0] for k, v in expected.items() if k != "bjÃ\x83Â¶rk"}
+    assert {(r[2], r[3]) for r in stored} == {(None, 0)}
+    with db.connect(autocommit=True) as conn:
+        assert damaged_names(conn) == []
+        assert all(c.passed for c in run_checks(conn))
+    assert repair_names(db).spellings == 0
+
+
+def test_repair_names_killed_before_its_commit_changes_nothing(db: Database, with_catalog: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from test_order_independence import snapshot
+
+    assert run_load(db, [with_catalog], LoadOptions(repair_names=False)).status == "succeeded"
+    before = snapshot(db)
+    env = {**os.environ, "MUSICSTREAM_DATABASE_URL": db.conninfo, "MUSICSTREAM_KILL_AT": "repair-names:commit"}
+    killed = subprocess.run([sys.executable, "-m", "musicstream", "repair-names"], env=env, capture_output=True)
+    assert killed.returncode == -9
+    assert snapshot(db) == before and rows(db, "SELECT * FROM name_repairs") == []
+    env.pop("MUSICSTREAM_KILL_AT")
+    dry = subprocess.run(
+        [sys.executable, "-m", "musicstream", "repair-names", "--dry-run", "--json"], env=env, capture_output=True
+    )
+    assert dry.returncode == 0 and json.loads(dry.stdout)["spellings_repaired"] > 100
+    assert snapshot(db) == before
+    done = subprocess.run(
+        [sys.executable, "-m", "musicstream", "repair-names"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "Repaired" in done.stdout and done.stderr == ""
+    assert plays_by_artist(db, "Björk") > 33

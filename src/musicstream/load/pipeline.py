@@ -341,6 +341,11 @@ def _listed(engine: Engine, paths: Sequence[str | Path], options: LoadOptions) -
     return files
 
 
+def take_the_database(conn: psycopg.Connection[Any], wait: bool) -> None:
+    """What a load takes before its transaction, for other writers of the tables (``load/repair.py``)."""
+    _take_the_database(conn, LoadOptions(wait=wait))
+
+
 def _take_the_database(conn: psycopg.Connection[Any], options: LoadOptions) -> None:
     """The schema is current, the session has room for its temporary tables, and the run holds the load lock."""
     require_schema(conn)
