@@ -18,6 +18,7 @@ from typing import Any
 import ftfy
 import pytest
 
+import reference
 from conftest import UDACITY, rows, scalar
 from musicstream import LoadOptions, run_load
 from musicstream.checks import damaged_names, run_checks
@@ -35,19 +36,8 @@ NAME_QUERIES = {
 
 
 def expected_repair(name: str) -> str:
-    """The rule as docs/rules.md states it, written with ftfy directly: fix_encoding; when it re-decoded the name,
-    the same re-decoding again as long as it decodes; then the cut quotes."""
-    text = ftfy.fix_encoding(name)
-    if text != name:
-        while True:
-            try:
-                again = text.encode("latin-1").decode("utf-8")
-            except UnicodeError:
-                break
-            if again == text:
-                break
-            text = again
-    return text.replace("\x18", "\u2018").replace("\x19", "\u2019")
+    """The rule as docs/rules.md states it, written with ftfy directly (tests/reference.py, the contract's model)."""
+    return reference.repaired(name)
 
 
 def sample_names(root: Path = UDACITY) -> list[tuple[str, int, str]]:
