@@ -428,3 +428,31 @@ def test_repair_names_killed_before_its_commit_changes_nothing(db: Database, wit
     )
     assert done.returncode == 0 and "Repaired" in done.stdout and done.stderr == ""
     assert plays_by_artist(db, "Björk") > 33
+
+
+def test_the_setting_comes_from_the_option_the_environment_or_the_file(db: Database, tmp_path: Path) -> None:
+    """--no-repair-names, MUSICSTREAM_REPAIR_NAMES and [load] repair_names, in that order of precedence (dry runs:
+    the staged repairs are counted, nothing is written)."""
+    from test_settings import run
+
+    day = tmp_path / "in" / "log_data" / "day.json"
+    day.parent.mkdir(parents=True)
+    day.write_bytes((UDACITY / "log_data" / "2018" / "11" / "2018-11-02-events.json").read_bytes())
+    project = tmp_path / "project"
+    project.mkdir()
+
+    def repaired(*args: str, **env: str) -> int:
+        code, out, err = run(
+            project, "load", "--dry-run", "--json", *args, str(day.parent.parent),
+            env={"MUSICSTREAM_DATABASE_URL": db.conninfo, **env},
+        )  # fmt: skip
+        assert code == 0, err
+        return int(json.loads(out)["names_repaired"])
+
+    assert repaired() > 0
+    assert repaired("--no-repair-names") == 0
+    assert repaired(MUSICSTREAM_REPAIR_NAMES="0") == 0
+    assert repaired("--repair-names", MUSICSTREAM_REPAIR_NAMES="0") > 0
+    (project / "musicstream.toml").write_text("[load]\nrepair_names = false\n")
+    assert repaired() == 0
+    assert repaired(MUSICSTREAM_REPAIR_NAMES="1") > 0
