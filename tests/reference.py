@@ -27,6 +27,28 @@ def key(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
+def repaired(name: str) -> str:
+    """Rule 6's reading of a name, from its text: undone as ``ftfy.fix_encoding`` undoes double-encoded UTF-8;
+    when ftfy re-decoded the name (its plan: encode in one codec, decode in another), the same re-decoding again
+    while it still decodes; cut curly quotes restored."""
+    import ftfy
+    import ftfy.bad_codecs
+
+    text, plan = ftfy.fix_encoding_and_explain(name)
+    steps = [(action, codec) for action, codec in plan or []]
+    while steps and all(action in ("encode", "decode") for action, _ in steps):
+        data: Any = text
+        try:
+            for action, codec in steps:
+                data = data.encode(codec) if action == "encode" else data.decode(codec)
+        except UnicodeError:
+            break
+        if data == text:
+            break
+        text = data
+    return text.replace("\x18", "\u2018").replace("\x19", "\u2019")
+
+
 def _text(value: Any) -> str | None:
     if value is None or value == "":
         return None
@@ -130,8 +152,8 @@ def build(paths: list[Path]) -> Star:
             e["level"],
             _text(e.get("location")),
             agent,
-            e["song"],
-            e["artist"],
+            repaired(e["song"]),
+            repaired(e["artist"]),
             int((Decimal(repr(float(e["length"]))) * 1000).to_integral_value()),
         )
         natural = (play.user_id, play.session_id, play.item)
@@ -150,12 +172,12 @@ def build(paths: list[Path]) -> Star:
         if s.get("duration") is None:
             continue  # a reject
         record = {
-            "title": s["title"],
+            "title": repaired(s["title"]),
             "artist_id": s["artist_id"],
             "year": s.get("year") or None,
             "duration": Decimal(repr(float(s["duration"]))),
-            "artist_key": key(s["artist_name"]),
-            "artist_name": s["artist_name"],
+            "artist_key": key(repaired(s["artist_name"])),
+            "artist_name": repaired(s["artist_name"]),
             "location": _text(s.get("artist_location")),
             "lat": None if s.get("artist_latitude") is None else Decimal(repr(float(s["artist_latitude"]))),
             "long": None if s.get("artist_longitude") is None else Decimal(repr(float(s["artist_longitude"]))),
@@ -175,7 +197,7 @@ def build(paths: list[Path]) -> Star:
         lat, long = s.get("artist_latitude"), s.get("artist_longitude")
         order = (
             s["song_id"],
-            s["artist_name"],
+            repaired(s["artist_name"]),
             loc is None,
             loc or "",
             lat is None,
@@ -188,7 +210,7 @@ def build(paths: list[Path]) -> Star:
     for aid, (_, s) in by_artist.items():
         lat, long = s.get("artist_latitude"), s.get("artist_longitude")
         star.artists[aid] = (
-            s["artist_name"],
+            repaired(s["artist_name"]),
             _text(s.get("artist_location")),
             None if lat is None else Decimal(repr(float(lat))),
             None if long is None else Decimal(repr(float(long))),

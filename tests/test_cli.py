@@ -35,10 +35,10 @@ def test_init_creates_database_and_is_idempotent(empty_db: Database) -> None:
     code, out = invoke(empty_db, "init", "--json")
     assert code == 0
     first = json.loads(out)
-    assert first["created_database"] is True and first["applied"] == list(range(1, 14))
+    assert first["created_database"] is True and first["applied"] == list(range(1, 15))
     code, out = invoke(empty_db, "init", "--json")
     assert code == 0 and json.loads(out)["applied"] == []
-    assert scalar(empty_db, "SELECT max(version) FROM schema_migrations") == 13
+    assert scalar(empty_db, "SELECT max(version) FROM schema_migrations") == 14
     assert scalar(empty_db, "SELECT count(*) FROM information_schema.views WHERE table_schema = 'sparkify'") == 5
 
 

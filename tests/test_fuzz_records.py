@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import reference
 from conftest import examples
 from musicstream.extract.values import Reject, iter_json_values, raw_text
 from musicstream.transform.normalize import length_ms, name_key
@@ -103,6 +104,7 @@ def test_good_events_are_never_lost(
     assert isinstance(parsed, tuple), parsed
     play, user_event = parsed
     assert (play.user_id, play.session_id, play.item_in_session, play.ts, play.tier) == (user, session, item, ts, tier)
+    song, artist = reference.repaired(song), reference.repaired(artist)  # rule 6 reads names repaired
     assert (play.song_title, play.artist_name, play.length_ms) == (song, artist, length_ms(length))
     assert (play.title_key, play.artist_key) == (name_key(song), name_key(artist))
     assert play.user_agent == "Mozilla/5.0"

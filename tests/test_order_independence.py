@@ -114,8 +114,8 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
 def reset(db: Database) -> None:
     with db.connect() as conn:
         conn.execute(
-            "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, run_files, "
-            + ", ".join(("etl_runs", *ROLLUP_TABLES))
+            "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, name_repairs_by_file, "
+            "loaded_files, run_files, " + ", ".join(("etl_runs", *ROLLUP_TABLES))
         )
 
 

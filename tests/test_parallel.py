@@ -54,7 +54,8 @@ def test_slices_and_workers_match_serial(
     for workers in (1, 2):
         with db.connect() as conn:
             conn.execute(
-                "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, loaded_files, run_files, "
+                "TRUNCATE trackplays, play_names, users, tracks, artists, timetb, rejects, name_repairs_by_file, "
+                "loaded_files, run_files, "
                 "etl_runs, "
                 "rollup_sessions, rollup_hours, rollup_day_tops, rollup_day_floors, rollup_day_sets, "
                 "rollup_session_days, rollup_user_days"

@@ -55,6 +55,8 @@ SONGS = [
     # rule 7: one catalog artist under two spellings that normalise apart: two play names, one inferred track
     _song("SOMULTI000000001", "Multi A", "ARMULTI000000001", "Multi Band", 70.0),
     _song("SOMULTI000000002", "Multi B", "ARMULTI000000001", "Multi Band feat. X", 71.0),
+    # rule 6's reading of names: a song file's damaged title and artist name, repaired, meet correctly spelt plays
+    _song("SONAME0000000001", "HoppÃ\x83Â\xadpolla", "ARNAME0000000001", "Sigur RÃ\x83Â³s", 270.0),
     # rule 5: an artist in two songs takes the details of the smaller song id; NULLs and empties
     _song("SODETB0000000002", "Detail B", "ARDET00000000001", "Detail Artist", 80.0, location="Berlin", latitude=52.5),
     _song("SODETA0000000001", "Detail A", "ARDET00000000001", "Detail Artist", 81.0, location="Paris", latitude=48.85),
@@ -105,6 +107,11 @@ def _edge_events() -> list[dict[str, Any]]:
         _event(9001, 1, 11, T0 + 11 * m, song="Other Song", artist="nobody", length=63.0),
         _event(9001, 1, 12, T0 + 12 * m, song="Shared Title", artist="Multi Band", length=80.0),
         _event(9001, 1, 13, T0 + 13 * m, song="SHARED TITLE", artist="multi band feat. x", length=80.0),
+        # rule 6: correct spellings, damaged ones (double-encoded, a cut quote), one name once repaired
+        _event(9001, 1, 14, T0 + 14 * m, song="Hoppípolla", artist="Sigur Rós", length=270.0),
+        _event(9001, 1, 15, T0 + 15 * m, song="Hoppípolla", artist="Sigur RÃ\x83Â³s", length=270.0),
+        _event(9001, 1, 16, T0 + 16 * m, song="Don\x19t Stop", artist="BjÃ\x83Â¶rk", length=120.0),
+        _event(9001, 1, 17, T0 + 17 * m, song="Don’t Stop", artist="Björk", length=121.0),
         # rule 2: the same key twice in one run, the earlier event listed second: the earlier one wins
         _event(9002, 5, 0, T0 + 5000, location="Later, TX"),
         _event(9002, 5, 0, T0 + 1000, location="Earlier, TX"),

@@ -93,6 +93,9 @@ def bookkeeping(db: Database) -> dict[str, list[tuple[Any, ...]]]:
             db, "SELECT path, kind, size_bytes, sha256, records, rejects FROM loaded_files ORDER BY path"
         ),
         "staging_schemas": rows(db, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'musicstream_stage%%'"),
+        "name_repairs": rows(
+            db, "SELECT file, original, repaired, line, count FROM name_repairs_by_file ORDER BY file, original"
+        ),
     }
 
 

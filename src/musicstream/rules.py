@@ -20,6 +20,9 @@ MAX_LENGTH_S = 2_000_000
 # Rule 6: a play matches a catalog track whose duration is within this many seconds of its length (inclusive).
 MATCH_TOLERANCE_S = Decimal("1.0")
 
+# Rule 6: a curly quote cut down to its low byte (U+2018 → U+0018, U+2019 → U+0019), and the quote it was.
+CUT_QUOTES = {"\x18": "\u2018", "\x19": "\u2019"}
+
 # Rule 7: the ids of inferred artists and tracks: a prefix, then the first characters of the md5 of their key.
 INFERRED_ARTIST_PREFIX = "IA-"
 INFERRED_TRACK_PREFIX = "IT-"

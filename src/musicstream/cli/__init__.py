@@ -7,7 +7,7 @@ Exit codes: 0 success, 1 failure (a load that failed, a check that failed), 2 us
 - ``output.py``: messages, the console, JSON and tables, and the one error line of a failure; ``console.py``:
   what the commands print (the load summary, the progress bar, status and check tables);
 - ``load_commands.py`` (init, load, status, check), ``analysis_commands.py`` (report, query, sql, export),
-  ``operate_commands.py`` (runs, rejects, forget, roles, psql, config, generate).
+  ``operate_commands.py`` (runs, rejects, forget, repair-names, roles, psql, config, generate).
 """
 
 from musicstream.cli import analysis_commands, load_commands, operate_commands

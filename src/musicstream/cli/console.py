@@ -136,6 +136,11 @@ def load_summary(result: LoadResult) -> Table | Group:
     table.add_row("  skipped by rule (not a play, logged out)", f"{result.records_skipped:,}")
     table.add_row("  duplicates", f"{result.duplicates:,}")
     table.add_row("  rejected", f"[red]{result.rejected:,}" if result.rejected else "0")
+    if result.names_repaired:
+        table.add_row(
+            "names repaired (table name_repairs)",
+            f"{result.names_repaired:,} ({result.spellings_repaired:,} distinct)",
+        )
     for name, count in result.rows_added.items():
         table.add_row(f"{name} rows {'to add' if dry else 'added'}", f"{count:,}")
     if not result.files_found:

@@ -133,6 +133,16 @@ class _InputPath(click.Path):
     help="Read, check and merge everything as a load would, then roll it all back: see what would be loaded, "
     "skipped, duplicate and rejected, write nothing.",
 )
+@click.option(
+    "--repair-names/--no-repair-names",
+    default=True,
+    show_default=True,
+    envvar="MUSICSTREAM_REPAIR_NAMES",
+    help="Repair song titles and artist names damaged before publication (double-encoded UTF-8, curly quotes cut "
+    "to a control character) as they are read, keeping each original in the name_repairs table; "
+    "--no-repair-names stores names exactly as given. Also $MUSICSTREAM_REPAIR_NAMES (0 or 1), or repair_names "
+    "in the [load] table of musicstream.toml.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run's outcome as JSON (no progress bar).")
 @click.pass_context
 @handle_errors
@@ -149,6 +159,7 @@ def load(
     master: str | None,
     output: str,
     dry_run: bool,
+    repair_names: bool,
     as_json: bool,
 ) -> None:
     """Load song and log files into the star schema, as one atomic run.
@@ -185,7 +196,7 @@ def load(
         from musicstream.engines import write_parquet
 
         lake = output[len("parquet:") :]
-        written = write_parquet(paths, lake, master)
+        written = write_parquet(paths, lake, master, repair_names)
         if as_json:
             emit_json({**written.as_dict(), "output": lake})
         else:
@@ -203,6 +214,7 @@ def load(
         engine=engine,
         master=master,
         dry_run=dry_run,
+        repair_names=repair_names,
     )
     err = make_console(stderr=True)
     show_bar = err.is_terminal and not as_json and not is_quiet(ctx) and not ctx.meta.get("verbose")

@@ -1,4 +1,4 @@
-"""The operator's commands: runs, rejects, forget, roles, psql, config, generate."""
+"""The operator's commands: runs, rejects, forget, repair-names, roles, psql, config, generate."""
 
 from __future__ import annotations
 
@@ -217,6 +217,48 @@ def forget(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
     make_console().print(
         f"Forgot {len(dropped):,} file{'s' if many else ''}: the next load reads {'them' if many else 'it'} again."
     )
+
+
+@cli.command("repair-names")
+@click.option("--dry-run", is_flag=True, help="Find and apply the repairs, then roll them back: change nothing.")
+@click.option("--no-wait", is_flag=True, help="Exit at once if a load is running on the database.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+@handle_errors
+def repair_names(ctx: click.Context, dry_run: bool, no_wait: bool, as_json: bool) -> None:
+    """Repair the song titles and artist names a database already holds (loaded before names were repaired, or
+    with --no-repair-names), as a load repairs them now (docs/rules.md, rule 6).
+
+    Each repaired spelling is kept in the name_repairs table (with no file: it was a stored name). The plays of the
+    repaired names are resolved again, as a late catalog file resolves them, and the report's rollups of their
+    days follow. Like a load: in the load lock, in one transaction (stopped or failed, it changes nothing), and
+    safe to run again (a second run finds nothing to repair).
+
+    \b
+    Examples:
+      musicstream repair-names --dry-run     # what would be repaired
+      musicstream repair-names
+    """
+    from musicstream.load.repair import repair_names as repair
+
+    result = repair(database_of(ctx), wait=not no_wait, dry_run=dry_run)
+    if as_json:
+        emit_json({**result.as_dict(), "dry_run": dry_run})
+        return
+    console = make_console()
+    if not result.spellings:
+        console.print("No stored name needs a repair.")
+        return
+    done = "Would repair" if dry_run else "Repaired"
+    console.print(
+        f"{done} {result.spellings:,} spelling{'s' * (result.spellings > 1)} in {result.names:,} play names "
+        f"and the catalog; {result.plays_moved:,} plays {'would move' if dry_run else 'moved'} to another track or "
+        "artist."
+    )
+    for original, repaired in result.examples:
+        console.print(f"  {original!r} → {repaired}")
+    if not dry_run:
+        console.print("The originals are in the name_repairs table.")
 
 
 @cli.command()

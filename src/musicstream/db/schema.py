@@ -52,7 +52,7 @@ BACKFILL_ROLLUPS = "-- backfill: rollups"
 _SCHEMA_LOCK = 0x6D73736368656D61
 
 STAR_TABLES = ("trackplays", "users", "tracks", "artists", "timetb")
-BOOK_TABLES = ("etl_runs", "loaded_files", "run_files", "rejects", "deferred_indexes")
+BOOK_TABLES = ("etl_runs", "loaded_files", "run_files", "rejects", "name_repairs_by_file", "deferred_indexes")
 ROLLUP_TABLES = (
     "rollup_sessions",
     "rollup_hours",
@@ -185,6 +185,7 @@ ALL_TABLES = (
     *ROLLUP_TABLES,
     "deferred_indexes",
     "rejects",
+    "name_repairs_by_file",
     "run_files",
     "loaded_files",
     "etl_runs",

@@ -63,14 +63,17 @@ def require_spark() -> None:
         raise EngineError(f"{java} is Java {major}; the Spark engine needs Java {JAVA_MIN} or newer: {INSTALL_JAVA}")
 
 
-def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = None) -> LoadResult:
-    """The star schema of the files under ``paths``, computed by Spark and written as a Parquet lake at ``out``."""
+def write_parquet(
+    paths: Sequence[str | Path], out: str, master: str | None = None, repair_names: bool = True
+) -> LoadResult:
+    """The star schema of the files under ``paths``, computed by Spark and written as a Parquet lake at ``out``
+    (``repair_names``: rule 6's repair of names)."""
     require_spark()
     from musicstream.engines import lake
 
     if "://" not in out:
         out = os.path.abspath(out)
-    return lake.write_parquet(paths, out, master)
+    return lake.write_parquet(paths, out, master, repair_names)
 
 
 def engine_for(db: Database, options: LoadOptions) -> Engine:
@@ -78,10 +81,10 @@ def engine_for(db: Database, options: LoadOptions) -> Engine:
     if options.engine == "local":
         from musicstream.engines.local import LocalEngine
 
-        return LocalEngine(options.workers)
+        return LocalEngine(options.workers, options.repair_names)
     if options.engine != "spark":
         raise EngineError(f"unknown engine {options.engine!r}: choose one of {', '.join(ENGINES)}")
     require_spark()
     from musicstream.engines.spark import SparkEngine
 
-    return SparkEngine(db, options.master)
+    return SparkEngine(db, options.master, options.repair_names)

@@ -43,10 +43,12 @@ from musicstream.transform.records import UserEvent
 STAR_TABLES = ("trackplays", "users", "tracks", "artists", "timetb")
 
 
-def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = None) -> LoadResult:
+def write_parquet(
+    paths: Sequence[str | Path], out: str, master: str | None = None, repair_names: bool = True
+) -> LoadResult:
     """Compute the star schema of the files under ``paths`` with Spark and publish it as a new version of the
     Parquet lake at ``out`` (``_write``): ``trackplays`` partitioned by year and month, each dimension as one file,
-    and ``rejects``."""
+    ``rejects``, and ``name_repairs`` (rule 6's repairs of names; ``repair_names`` off: names as given)."""
     started = time.monotonic()
     spark = session(master)
     if not is_local(str(spark.sparkContext.master)):
@@ -54,7 +56,7 @@ def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = No
     files = discover_all(spark, paths)
     result = LoadResult(files_found=len(files))
     rows = spark.createDataFrame(
-        partitioned_inputs(spark, files, {}, True).mapPartitions(
+        partitioned_inputs(spark, files, {}, True, repair_names).mapPartitions(
             functools.partial(row_partition, env=aws_environment())
         ),
         ROW_SCHEMA,
@@ -63,7 +65,7 @@ def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = No
     try:
         small = rows.where(rows.kind.isin("file", "count")).select(*_FACT_COLUMNS).collect()
         fold_counts(result, [_fact(tuple(r)) for r in small], {f.path: f for f in files})
-        for kind, view in (("play", "plays"), ("song", "songs")):
+        for kind, view in (("play", "plays"), ("song", "songs"), ("repair", "repairs")):
             rows.where(rows.kind == kind).createOrReplaceTempView(view)
         events = rows.where(rows.kind == "user").select(*UserEvent._fields, "path").rdd
         latest = latest_users(events.map(lambda row: (tuple(row[:-1]), row[-1])))
@@ -80,6 +82,9 @@ def write_parquet(paths: Sequence[str | Path], out: str, master: str | None = No
         result.records_loaded = counts["trackplays"] + catalog
         result.duplicates = (staged_plays - counts["trackplays"]) + (staged_songs - catalog)
         result.rows_added = counts
+        repaired = spark.sql("SELECT coalesce(sum(count), 0), count(*) FROM name_repairs").first()
+        assert repaired is not None
+        result.names_repaired, result.spellings_repaired = int(repaired[0]), int(repaired[1])
         result.status = "succeeded"
     finally:
         spark.catalog.clearCache()
@@ -112,7 +117,7 @@ def _fact(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 POINTER = "_CURRENT"
-LAKE_TABLES = (*STAR_TABLES, "rejects")
+LAKE_TABLES = (*STAR_TABLES, "rejects", "name_repairs")
 
 
 def _write(spark: SparkSession, out: str, rows: DataFrame) -> str:
@@ -127,6 +132,7 @@ def _write(spark: SparkSession, out: str, rows: DataFrame) -> str:
     tables["rejects"] = (
         rows.where(rows.kind == "reject").selectExpr("path AS file", "line", "reason", "raw").orderBy("file", "line")
     )
+    tables["name_repairs"] = spark.table("name_repairs")
     version = f"v-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     folder = f"{target}/{version}"
     for name, frame in tables.items():

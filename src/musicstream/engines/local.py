@@ -36,7 +36,7 @@ from musicstream.engines.read import (
 from musicstream.extract.files import InputFile, discover
 from musicstream.faults import point
 from musicstream.load.rejects import RowSpool
-from musicstream.load.staging import PLAY_COLUMNS, SONG_COLUMNS, USER_COLUMNS, create_staging
+from musicstream.load.staging import PLAY_COLUMNS, REPAIR_COLUMNS, SONG_COLUMNS, USER_COLUMNS, create_staging
 from musicstream.load.state import RunState, Staged
 
 SLICE_BYTES = 32 << 20  # plain log files bigger than this are parsed in slices of this size
@@ -109,9 +109,10 @@ def _ordered(pool: Executor, tasks: Iterable[Any], window: int) -> Iterator[tupl
         yield done, future.result()
 
 
-def _log_tasks(states: Sequence[_FileState]) -> Iterator[LogTask | LogBatchTask | DigestTask]:
+def _log_tasks(states: Sequence[_FileState], repair: bool = True) -> Iterator[LogTask | LogBatchTask | DigestTask]:
     """Big files in slices, gzipped ones whole, and small plain ones in batches of up to BATCH_BYTES (parsed
-    natively together when the batch is worth it: decided here, as workers keep the environment they began with)."""
+    natively together when the batch is worth it: decided here, as workers keep the environment they began with).
+    ``repair``: rule 6's repair of names."""
     batch: list[str] = []
     batch_bytes = 0
     limit = int(os.environ.get("MUSICSTREAM_LOG_BATCH_BYTES", BATCH_BYTES))  # the crash tests read file by file
@@ -119,30 +120,30 @@ def _log_tasks(states: Sequence[_FileState]) -> Iterator[LogTask | LogBatchTask 
         path, size = state.file.path, state.file.size
         if size < NATIVE_MIN_BYTES and not path.lower().endswith(".gz"):
             if batch and batch_bytes + size > limit:
-                yield LogBatchTask(tuple(batch), native=native_worthwhile(batch_bytes))
+                yield LogBatchTask(tuple(batch), native=native_worthwhile(batch_bytes), repair=repair)
                 batch, batch_bytes = [], 0
             batch.append(path)
             batch_bytes += size
             continue
         if batch:
-            yield LogBatchTask(tuple(batch), native=native_worthwhile(batch_bytes))
+            yield LogBatchTask(tuple(batch), native=native_worthwhile(batch_bytes), repair=repair)
             batch, batch_bytes = [], 0
         if size <= SLICE_BYTES or path.lower().endswith(".gz"):
-            yield LogTask(path, native=native_worthwhile(size))
+            yield LogTask(path, native=native_worthwhile(size), repair=repair)
             continue
         yield DigestTask(path)
         for start in range(0, size, SLICE_BYTES):
-            yield LogTask(path, start, start + SLICE_BYTES, native=True)
+            yield LogTask(path, start, start + SLICE_BYTES, native=True, repair=repair)
     if batch:
-        yield LogBatchTask(tuple(batch), native=native_worthwhile(batch_bytes))
+        yield LogBatchTask(tuple(batch), native=native_worthwhile(batch_bytes), repair=repair)
 
 
-def _song_tasks(files: Sequence[InputFile], inflight: dict[str, InputFile]) -> Iterator[SongTask]:
+def _song_tasks(files: Sequence[InputFile], inflight: dict[str, InputFile], repair: bool = True) -> Iterator[SongTask]:
     """Song files in batches; each batch's files wait in ``inflight`` until their task's result is absorbed."""
     for first in range(0, len(files), SONGS_PER_TASK):
         batch = files[first : first + SONGS_PER_TASK]
         inflight.update((f.path, f) for f in batch)
-        yield SongTask(tuple(f.path for f in batch))
+        yield SongTask(tuple(f.path for f in batch), repair)
 
 
 def _task_bytes(task: Any, states: dict[str, _FileState], inflight: dict[str, InputFile]) -> int:
@@ -195,6 +196,8 @@ def _absorb(staging: RunState, files: _Files, task: Any, parsed: Parsed) -> None
     for path, line, reason, raw in parsed.rejects:  # counted with their file's outcome (LoadResult.add_file)
         staging.rejects.add_text(path, line + base if line else line, reason, raw)
     for outcome in parsed.files:
+        for repair in outcome.names.rows(outcome.path, base):
+            staging.repairs.add(repair)
         if isinstance(task, SongTask):
             files.done(files.songs_inflight.pop(outcome.path), outcome.records, outcome.rejects, outcome.digest)
             continue
@@ -278,9 +281,11 @@ def stage_files(
     full: bool,
     workers: int | None,
     started_ns: int,
+    repair: bool = True,
 ) -> tuple[RowSpool, Staged]:
     """Parse and COPY every new or changed file (every file when ``full``); returns the manifest rows of the files
-    read and what was staged. ``started_ns`` is when the run listed the files."""
+    read and what was staged. ``started_ns`` is when the run listed the files; ``repair``: rule 6's repair of
+    names."""
     result = staging.result
     same = bytearray(len(files)) if full else _unchanged(conn, staging, files, started_ns)
     to_read = [f for f, unchanged in zip(files, same, strict=True) if not unchanged]
@@ -299,12 +304,19 @@ def stage_files(
         if songs:
             staging.progress.phase("reading song files")
             songs_staged = _copy_results(
-                cur, pool, window, staging, done, _song_tasks(songs, done.songs_inflight), "stage_songs", SONG_COLUMNS
+                cur,
+                pool,
+                window,
+                staging,
+                done,
+                _song_tasks(songs, done.songs_inflight, repair),
+                "stage_songs",
+                SONG_COLUMNS,
             )
         if logs:
             staging.progress.phase("reading log files")
             plays_staged = _copy_results(
-                cur, pool, window, staging, done, _log_tasks(logs), "stage_plays", PLAY_COLUMNS
+                cur, pool, window, staging, done, _log_tasks(logs, repair), "stage_plays", PLAY_COLUMNS
             )
     for state in logs:
         done.done(state.file, state.records, state.rejects, state.digest)
@@ -327,16 +339,20 @@ def _copy_bookkeeping(conn: psycopg.Connection[Any], staging: RunState, manifest
         with cur.copy("COPY stage_mtimes (path, mtime_ns) FROM STDIN") as copy:
             for mtime in staging.mtimes:
                 copy.write_row(mtime)
+        with cur.copy(f"COPY stage_repairs ({REPAIR_COLUMNS}) FROM STDIN") as copy:
+            for repair in staging.repairs.rows():
+                copy.write_row(repair)
 
 
 class LocalEngine:
     """The default engine: this machine's cores, one worker process each (``workers``: how many; None: one per
-    core, and none for small inputs)."""
+    core, and none for small inputs); ``repair``: rule 6's repair of names."""
 
     name = "local"
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, repair: bool = True) -> None:
         self.workers = workers
+        self.repair = repair
 
     def discover(self, paths: Sequence[str | Path]) -> list[InputFile]:
         return discover(paths)
@@ -346,7 +362,7 @@ class LocalEngine:
     ) -> Staged:
         create_staging(conn)
         point("staging-tables")
-        manifest, staged = stage_files(conn, run, files, full, self.workers, started_ns)
+        manifest, staged = stage_files(conn, run, files, full, self.workers, started_ns, self.repair)
         try:
             point("bookkeeping")
             _copy_bookkeeping(conn, run, manifest)

@@ -26,6 +26,7 @@ from musicstream.engines.read import CSV_LINE_END  # the one CSV dialect of the 
 from musicstream.extract.fields import INT_MAX, INT_MIN, MAX_KEY_CHARS
 from musicstream.extract.files import BOM, open_input
 from musicstream.rules import MAX_LENGTH_S, TIERS
+from musicstream.transform.names import repair_name
 from musicstream.transform.normalize import name_key
 from musicstream.transform.records import TS_MAX, TS_MIN, UNKNOWN_NAME, Play, UserEvent
 
@@ -115,6 +116,9 @@ class SliceResult:
     users: dict[int, UserEvent] = field(default_factory=dict)  # rule 3: the latest event per user
     counts: dict[str, int] = field(default_factory=dict)  # lines, records, staged, skipped, logged_out, native, routed
     digest: str | None = None  # SHA-256 of the whole file, when the slice is the whole file
+    # rule 6's repairs of the native lines' names: (file, first line, original, repaired, count); the file is its
+    # index among parse_files' files (0 for a slice), the line counts from the slice's first line
+    repairs: list[tuple[int, int, str, str, int]] = field(default_factory=list)
 
 
 def _blocks(path: str, start: int, end: int | None) -> Iterator[bytes]:
@@ -137,7 +141,7 @@ def _blocks(path: str, start: int, end: int | None) -> Iterator[bytes]:
 
 
 def parse_slice(
-    path: str, start: int, end: int | None, python_line: Callable[[int, bytes, LineSink], None]
+    path: str, start: int, end: int | None, python_line: Callable[[int, bytes, LineSink], None], repair: bool = True
 ) -> SliceResult:
     """Parse the lines of a slice of a plain (not gzipped) log file, natively where they are plain.
 
@@ -147,7 +151,7 @@ def parse_slice(
     OSError propagates: the caller then reads the file line by line.
     """
     result = SliceResult(counts=dict.fromkeys(("lines", "records", "skipped", "logged_out", "native", "routed"), 0))
-    state = _State()
+    state = _State(repair=repair)
     sha = hashlib.sha256() if start == 0 and end is None else None
     for block in _blocks(path, start, end):
         if sha is not None:
@@ -157,13 +161,13 @@ def parse_slice(
         def handler(index: int, raw: bytes, sink: LineSink, base: int = base) -> None:
             python_line(base + index + 1, raw, sink)
 
-        _parse_block([(block, base == 0 and start == 0)], handler, result, state)
+        _parse_block([(block, base == 0 and start == 0)], handler, result, state, lambda place: (0, place))
     result.digest = sha.hexdigest() if sha is not None else None
     return _finish(result, state)
 
 
 def parse_files(
-    datas: list[bytes], python_line: Callable[[int, int, bytes, LineSink], None]
+    datas: list[bytes], python_line: Callable[[int, int, bytes, LineSink], None], repair: bool = True
 ) -> tuple[SliceResult, list[int]]:
     """Parse several small whole log files (their bytes, in order) in one pass, as if each were read on its own.
 
@@ -172,7 +176,7 @@ def parse_files(
     file) and, per file, how many of its lines were read natively (each one a record of that file).
     """
     result = SliceResult(counts=dict.fromkeys(("lines", "records", "skipped", "logged_out", "native", "routed"), 0))
-    state = _State()
+    state = _State(repair=repair)
     starts: list[int] = []  # index of each file's first line in the block
     sizes: list[int] = []
     total = 0
@@ -189,7 +193,11 @@ def parse_files(
         native_lines[file] -= 1
         python_line(file, index - starts[file] + 1, raw, sink)
 
-    _parse_block([(data, True) for data in datas], handler, result, state)
+    def where(place: int) -> tuple[int, int]:
+        file = bisect.bisect_right(starts, place - 1) - 1
+        return file, place - starts[file]
+
+    _parse_block([(data, True) for data in datas], handler, result, state, where)
     return _finish(result, state), native_lines
 
 
@@ -201,11 +209,14 @@ class _State:
     parts: list[bytes] = field(default_factory=list)
     staged: int = 0
     position: int = 0  # places (lines) of the earlier blocks: rule 3's order across blocks
+    repair: bool = True  # rule 6's repair of names
+    repairs: dict[tuple[int, str], tuple[str, int, int]] = field(default_factory=dict)  # (file, original) → ...
 
 
 def _finish(result: SliceResult, state: _State) -> SliceResult:
     result.counts["staged"] = state.staged
     result.csv = b"".join(state.parts)
+    result.repairs = [(file, line, original, fixed, n) for (file, original), (fixed, line, n) in state.repairs.items()]
     if state.latest is not None:
         for *fields, place in state.latest.iter_rows():
             _fold(result.users, state.winners, UserEvent(*fields), place)
@@ -217,10 +228,11 @@ def _parse_block(
     handler: Callable[[int, bytes, LineSink], None],
     result: SliceResult,
     state: _State,
+    where: Callable[[int], tuple[int, int]],
 ) -> None:
     """One block: the whole lines of one or more pieces of text (``at_start``: the piece begins a file, where a
     BOM is dropped), read natively where plain; ``handler(index, raw, sink)`` gets the others by their index in
-    the block."""
+    the block; ``where(place)`` is the file and line of a place (rule 6's repairs are noted by them)."""
     counts = result.counts
     texts: list[str] = []
     bodies: list[bytes] = []  # the same lines as bytes (while ``exact``: every piece valid UTF-8)
@@ -253,7 +265,13 @@ def _parse_block(
             raw = b""  # not the lines' bytes any more
         state.pattern = state.pattern or template(lines_series.head(10).to_list())
         if state.pattern is not None:
-            frame, routed = _native(lines_series, raw, state.pattern, counts)
+            frame, routed, repaired = _native(lines_series, raw, state.pattern, counts, state.repair)
+            for line, original, fixed in repaired.iter_rows():
+                file, number = where(state.position + line + 1)
+                seen = state.repairs.get((file, original))
+                state.repairs[(file, original)] = (
+                    (fixed, number, 1) if seen is None else (fixed, min(seen[1], number), seen[2] + 1)
+                )
             if frame.height:
                 plays = frame.filter(pl.col("page") == "NextSong").select(["line", *PLAY_SCHEMA])
                 state.latest = _latest_native(frame, state.position, state.latest)
@@ -281,22 +299,28 @@ def _parse_block(
         state.parts.append(csv.getvalue())
 
 
-def _native(lines: pl.Series, raw: bytes, pattern: str, counts: dict[str, int]) -> tuple[pl.DataFrame, list[int]]:
-    """Decode the plain lines and check their values; returns the kept rows and the indexes of the other lines.
-    ``raw`` is the lines' UTF-8 bytes joined by line breaks, or b"" when not at hand."""
+_NO_REPAIRS = pl.DataFrame(schema={"line": pl.Int64, "original": pl.String, "repaired": pl.String})
+
+
+def _native(
+    lines: pl.Series, raw: bytes, pattern: str, counts: dict[str, int], repair: bool = True
+) -> tuple[pl.DataFrame, list[int], pl.DataFrame]:
+    """Decode the plain lines and check their values; returns the kept rows, the indexes of the other lines, and
+    each name the kept plays had repaired (rule 6) with its line. ``raw`` is the lines' UTF-8 bytes joined by line
+    breaks, or b"" when not at hand."""
     index = pl.Series("line", range(len(lines)), dtype=pl.Int64)
     plain = lines.str.contains(pattern) & ~lines.str.contains(_ODD)
     plain_lines = int(plain.sum())
     if not plain_lines:
-        return pl.DataFrame(), list(range(len(lines)))
+        return pl.DataFrame(), list(range(len(lines))), _NO_REPAIRS
     if not (raw and plain_lines == len(lines)):
         raw = lines.filter(plain).str.join("\n").item().encode("utf-8")
     try:
         decoded = pl.read_ndjson(io.BytesIO(raw), schema=_SCHEMA)
     except pl.exceptions.PolarsError:  # a value the template let through and the decoder refused: all go careful
-        return pl.DataFrame(), list(range(len(lines)))
+        return pl.DataFrame(), list(range(len(lines))), _NO_REPAIRS
     if decoded.height != plain_lines:  # cannot happen with plain lines; if it did, the Python path decides
-        return pl.DataFrame(), list(range(len(lines)))
+        return pl.DataFrame(), list(range(len(lines))), _NO_REPAIRS
     frame = decoded.with_columns(index.filter(plain))
     uid = pl.col("userId")
     logged_out = uid.is_null() | (uid == "")
@@ -324,9 +348,15 @@ def _native(lines: pl.Series, raw: bytes, pattern: str, counts: dict[str, int]) 
     gone = frame.filter(~pl.col("ok"))["line"].to_list()
     logged_out_rows = int(kept["logged_out"].sum())
     kept = kept.filter(~pl.col("logged_out"))
-    # Rule 6's name keys, on the distinct names only.
+    # Rule 6's reading of names, then their keys, on the distinct names only.
     plays = kept.filter(is_play)
     names = pl.concat([plays["song"], plays["artist"]]).unique()
+    repaired = _NO_REPAIRS
+    if repair:
+        kept, repaired = repair_names(kept, names)
+        if repaired.height:
+            plays = kept.filter(is_play)
+            names = pl.concat([plays["song"], plays["artist"]]).unique()
     keys = name_keys(names)
     kept = kept.with_columns(
         song.replace_strict(names, keys, default=None).alias("title_key"),
@@ -364,7 +394,33 @@ def _native(lines: pl.Series, raw: bytes, pattern: str, counts: dict[str, int]) 
     counts["records"] += native
     counts["logged_out"] += logged_out_rows
     counts["skipped"] += logged_out_rows + int((kept["page"] != "NextSong").sum())
-    return kept, sorted(set(gone) | set(index.filter(~plain).to_list()))
+    routed = sorted(set(gone) | set(index.filter(~plain).to_list()))
+    return kept, routed, repaired.filter(~pl.col("line").is_in(pl.Series(gone, dtype=pl.Int64).implode()))
+
+
+# What rule 6's repair may change: a name with a character outside printable ASCII (``names.needs_look``).
+_NEEDS_LOOK = r"[^\x20-\x7e]"
+
+
+def repair_names(rows: pl.DataFrame, names: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows with their song and artist repaired by ``names.repair_name``, the rule's one definition, called on
+    the distinct ``names`` that are not plain printable ASCII (the others are their own repair), and each repair
+    made: (line, original, repaired), one row per name repaired in a row."""
+    look = names.filter(names.str.contains(_NEEDS_LOOK))
+    if not len(look):
+        return rows, _NO_REPAIRS
+    fixed = pl.Series([repair_name(name) for name in look.to_list()], dtype=pl.String)
+    changed = look != fixed
+    originals, repaired = look.filter(changed), fixed.filter(changed)
+    if not len(originals):
+        return rows, _NO_REPAIRS
+    plays = rows.filter(pl.col("page") == "NextSong")  # only a play's names are read (rule 6)
+    made = pl.concat([plays.select("line", pl.col(column).alias("original")) for column in ("song", "artist")]).filter(
+        pl.col("original").is_in(originals.implode())
+    )
+    made = made.with_columns(pl.col("original").replace_strict(originals, repaired).alias("repaired"))
+    rows = rows.with_columns(pl.col(c).replace(originals, repaired) for c in ("song", "artist"))
+    return rows, made
 
 
 # White space as Python's str.split() sees it, in ASCII (the rest of its white space is not ASCII).

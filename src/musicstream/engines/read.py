@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from musicstream.extract.files import BOM, open_input
 from musicstream.extract.values import Reject, iter_json_values, raw_text
 from musicstream.memory import peak_rss_mb
+from musicstream.transform.names import NameReader
 from musicstream.transform.records import Play, Skip, UserEvent, keep_latest, parse_event, parse_song
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class LogTask:
     start: int = 0
     end: int | None = None
     native: bool | None = None  # parse natively; None: decide by size (``parse_log``)
+    repair: bool = True  # rule 6's repair of names (off: names as given)
 
     @property
     def whole(self) -> bool:
@@ -55,11 +57,13 @@ class LogBatchTask:
 
     paths: tuple[str, ...]
     native: bool = True
+    repair: bool = True
 
 
 @dataclass(frozen=True)
 class SongTask:
     paths: tuple[str, ...]
+    repair: bool = True
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,14 @@ class DigestTask:
 
 @dataclass
 class FileOutcome:
-    """What a task saw of one file; ``digest`` is set when the task read the whole file."""
+    """What a task saw of one file; ``digest`` is set when the task read the whole file; ``names`` read its names
+    and noted their repairs (line numbers of a log slice relative to the slice's first line)."""
 
     path: str
     records: int = 0
     rejects: int = 0
     digest: str | None = None
+    names: NameReader = field(default_factory=NameReader)
 
 
 @dataclass
@@ -174,7 +180,8 @@ def _python_line(task: LogTask, out: Parsed, outcome: FileOutcome, rows: _Rows, 
         return
     raw = line.rstrip(b"\r\n")
     outcome.records += 1
-    parsed = parse_event(raw)
+    outcome.names.line = number
+    parsed = parse_event(raw, outcome.names)
     if type(parsed) is tuple:
         rows.play(number, parsed[0])
         rows.event(number, parsed[1])
@@ -192,13 +199,15 @@ def parse_log_native(task: LogTask) -> Parsed:
     from musicstream.engines import native  # polars: 0.3 s to import, paid only by runs that parse big logs
 
     out = Parsed()
-    outcome = FileOutcome(task.path)
+    outcome = FileOutcome(task.path, names=NameReader(task.repair))
     out.files.append(outcome)
 
     def python_line(number: int, line: bytes, sink: LineSink) -> None:
         _python_line(task, out, outcome, sink, number, line)
 
-    result = native.parse_slice(task.path, task.start, task.end, python_line)
+    result = native.parse_slice(task.path, task.start, task.end, python_line, task.repair)
+    for _, line, original, repaired, count in result.repairs:
+        outcome.names.note(original, repaired, line, count)
     outcome.records += result.counts["records"]
     outcome.digest = result.digest
     out.lines = result.counts["lines"]
@@ -228,7 +237,7 @@ def parse_log_batch(task: LogBatchTask) -> Parsed:
             pass  # a file that cannot be read: each file the careful way, which says which and where
     out = Parsed()
     for path in task.paths:
-        one = parse_log(LogTask(path, native=False))
+        one = parse_log(LogTask(path, native=False, repair=task.repair))
         out.csv += one.csv
         out.staged += one.staged
         out.skipped += one.skipped
@@ -249,7 +258,8 @@ def _parse_batch_native(task: LogBatchTask) -> Parsed:
             datas.append(handle.read())
     out = Parsed()
     outcomes = [
-        FileOutcome(path, digest=hashlib.sha256(data).hexdigest()) for path, data in zip(task.paths, datas, strict=True)
+        FileOutcome(path, digest=hashlib.sha256(data).hexdigest(), names=NameReader(task.repair))
+        for path, data in zip(task.paths, datas, strict=True)
     ]
     out.files = outcomes
     whole = [LogTask(path) for path in task.paths]
@@ -257,7 +267,9 @@ def _parse_batch_native(task: LogBatchTask) -> Parsed:
     def python_line(file: int, number: int, line: bytes, sink: LineSink) -> None:
         _python_line(whole[file], out, outcomes[file], sink, number, line)
 
-    result, native_lines = native.parse_files(datas, python_line)
+    result, native_lines = native.parse_files(datas, python_line, task.repair)
+    for file, line, original, repaired, count in result.repairs:
+        outcomes[file].names.note(original, repaired, line, count)
     for outcome, lines in zip(outcomes, native_lines, strict=True):
         outcome.records += lines  # every line read natively is a record of its file
     return _with_native(out, result)
@@ -265,7 +277,7 @@ def _parse_batch_native(task: LogBatchTask) -> Parsed:
 
 def parse_log_lines(task: LogTask) -> Parsed:
     out = Parsed()
-    outcome = FileOutcome(task.path)
+    outcome = FileOutcome(task.path, names=NameReader(task.repair))
     out.files.append(outcome)
     buffer = io.StringIO()
     rows = _CsvRows(out, csv.writer(buffer, lineterminator=CSV_LINE_END))
@@ -315,8 +327,8 @@ def parse_log_lines(task: LogTask) -> Parsed:
     return out
 
 
-def _parse_song_file(path: str, out: Parsed, writer: Any) -> None:
-    outcome = FileOutcome(path)
+def _parse_song_file(path: str, out: Parsed, writer: Any, repair: bool) -> None:
+    outcome = FileOutcome(path, names=NameReader(repair))
     out.files.append(outcome)
     try:
         with open_input(path) as handle:
@@ -337,7 +349,8 @@ def _parse_song_file(path: str, out: Parsed, writer: Any) -> None:
         return
     for line, value, raw in iter_json_values(text):
         outcome.records += 1
-        song = value if isinstance(value, Reject) else parse_song(value)
+        outcome.names.line = line
+        song = value if isinstance(value, Reject) else parse_song(value, outcome.names)
         if isinstance(song, Reject):
             _reject(out, outcome, line, song.reason, raw)
         else:
@@ -350,7 +363,7 @@ def parse_songs(task: SongTask) -> Parsed:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator=CSV_LINE_END)
     for path in task.paths:
-        _parse_song_file(path, out, writer)
+        _parse_song_file(path, out, writer, task.repair)
     out.csv = buffer.getvalue().encode("utf-8")
     return out
 

@@ -62,8 +62,9 @@ class SparkEngine:
 
     name = "spark"
 
-    def __init__(self, db: Database, master: str | None) -> None:
+    def __init__(self, db: Database, master: str | None, repair: bool = True) -> None:
         self.db = db
+        self.repair = repair  # rule 6's repair of names
         self.spark = session(master)
         self.master = str(self.spark.sparkContext.master)
         self.conninfo = _conninfo_for(db, self.master)
@@ -105,7 +106,7 @@ class SparkEngine:
         point("staging-tables")
         run.progress.phase("reading with Spark")
         parse = functools.partial(stage_partition, conninfo=self.conninfo, schema=schema, env=aws_environment())
-        staged = partitioned_inputs(self.spark, files, known, full).mapPartitionsWithIndex(parse)
+        staged = partitioned_inputs(self.spark, files, known, full, self.repair).mapPartitionsWithIndex(parse)
         staged.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             facts = staged.filter(lambda row: row[0] != "user").collect()
@@ -119,7 +120,10 @@ class SparkEngine:
         conn.execute("SELECT set_config('search_path', %s, true)", (path,))
         # The merge reads the staged rows over many statements: a late (speculative or zombie) task attempt must
         # not rewrite its partition meanwhile. SHARE mode waits for any writer still running, then keeps them out.
-        tables = [sql.Identifier(schema, t) for t in ("stage_songs", "stage_plays", "stage_users", "stage_rejects")]
+        tables = [
+            sql.Identifier(schema, t)
+            for t in ("stage_songs", "stage_plays", "stage_users", "stage_rejects", "stage_repairs")
+        ]
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.SQL(", ").join(tables)))
         with conn.cursor() as cur:
             with cur.copy("COPY stage_files (path, kind, size_bytes, sha256, records, rejects) FROM STDIN") as copy:

@@ -265,10 +265,10 @@ def _bins(units: list[Unit], slots: int) -> list[list[Unit]]:
 
 
 def partitioned_inputs(
-    spark: SparkSession, files: Sequence[InputFile], known: dict[str, tuple[int, str]], full: bool
+    spark: SparkSession, files: Sequence[InputFile], known: dict[str, tuple[int, str]], full: bool, repair: bool = True
 ) -> Any:
     """An RDD whose partitions hold the work: bins of units for local and fsspec files, (unit, bytes) pairs
-    for files on Hadoop file systems (read by Spark's binaryFiles)."""
+    for files on Hadoop file systems (read by Spark's binaryFiles); ``repair``: rule 6's repair of names."""
     sc = spark.sparkContext
 
     def source(f: InputFile) -> Source:
@@ -277,13 +277,13 @@ def partitioned_inputs(
 
     plain = [f for f in files if not _is_hadoop(f.path)]
     hadoop = [f for f in files if _is_hadoop(f.path)]
-    units = [Unit("log", (source(f),)) for f in plain if f.kind == "log"]
+    units = [Unit("log", (source(f),), repair) for f in plain if f.kind == "log"]
     songs = [source(f) for f in plain if f.kind == "song"]
-    units += [Unit("song", tuple(songs[i : i + SONGS_PER_UNIT])) for i in range(0, len(songs), SONGS_PER_UNIT)]
+    units += [Unit("song", tuple(songs[i : i + SONGS_PER_UNIT]), repair) for i in range(0, len(songs), SONGS_PER_UNIT)]
     slots = 2 * sc.defaultParallelism
     rdd = sc.parallelize(_bins(units, slots), max(1, min(slots, len(units)))) if units else sc.emptyRDD()
     if hadoop:
-        by_path = {f.path: Unit(f.kind, (source(f),)) for f in hadoop}
+        by_path = {f.path: Unit(f.kind, (source(f),), repair) for f in hadoop}
         awkward = [p for p in by_path if any(c in p for c in HADOOP_SPECIAL)]
         if awkward:
             raise InputError(

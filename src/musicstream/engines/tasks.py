@@ -22,7 +22,7 @@ from psycopg import sql
 
 from musicstream import faults
 from musicstream.engines.read import DigestTask, LogTask, Parsed, SongTask, run_task
-from musicstream.load.staging import PLAY_COLUMNS, SONG_COLUMNS, USER_COLUMNS
+from musicstream.load.staging import PLAY_COLUMNS, REPAIR_COLUMNS, SONG_COLUMNS, USER_COLUMNS
 
 # The driver passes these to executors when it has them, so that executors read s3:// as the driver would.
 AWS_VARIABLES = (
@@ -50,10 +50,12 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Unit:
-    """One task's worth of input: a log file, or up to a few hundred song files."""
+    """One task's worth of input: a log file, or up to a few hundred song files; ``repair``: rule 6's repair of
+    names."""
 
     kind: str
     sources: tuple[Source, ...]
+    repair: bool = True
 
 
 # What a file came to: (path, kind, size, sha256 or None when unreadable, records, rejects, unchanged)
@@ -94,14 +96,14 @@ def read_unit(unit: Unit, blob: bytes | None = None) -> tuple[Parsed | None, lis
         return None, facts
     sizes = {s.path: s.size for s in to_read}
     if blob is None:
-        parsed = _parse([s.path for s in to_read], unit.kind)
+        parsed = _parse([s.path for s in to_read], unit.kind, unit.repair)
     else:
         (source,) = to_read
         suffix = ".json.gz" if source.path.lower().endswith(".gz") else ".json"
         with tempfile.NamedTemporaryFile(suffix=suffix, prefix="musicstream-") as spool:
             spool.write(blob)
             spool.flush()
-            parsed = _parse([spool.name], unit.kind)
+            parsed = _parse([spool.name], unit.kind, unit.repair)
         _rename(parsed, spool.name, source.path)
     for outcome in parsed.files:
         facts.append(
@@ -118,11 +120,11 @@ def read_unit(unit: Unit, blob: bytes | None = None) -> tuple[Parsed | None, lis
     return parsed, facts
 
 
-def _parse(paths: list[str], kind: str) -> Parsed:
+def _parse(paths: list[str], kind: str, repair: bool) -> Parsed:
     if kind == "log":
         (path,) = paths
-        return run_task(LogTask(path))
-    return run_task(SongTask(tuple(paths)))
+        return run_task(LogTask(path, repair=repair))
+    return run_task(SongTask(tuple(paths), repair))
 
 
 def _rename(parsed: Parsed, spooled: str, original: str) -> None:
@@ -172,7 +174,9 @@ def stage_partition(
     os.environ.update(env)
     out: list[tuple[Any, ...]] = []
     with psycopg.connect(conninfo, application_name="musicstream-spark") as conn, conn.transaction():
-        _stage_transaction(conn, STAGE_LOCK, index, schema, ["stage_plays", "stage_songs", "stage_rejects"])
+        _stage_transaction(
+            conn, STAGE_LOCK, index, schema, ["stage_plays", "stage_songs", "stage_rejects", "stage_repairs"]
+        )
         with conn.cursor() as cur:
             for unit, blob in _units(items):
                 parsed, facts = read_unit(unit, blob)
@@ -187,6 +191,11 @@ def stage_partition(
                     with cur.copy("COPY stage_rejects (file, line, reason, raw) FROM STDIN") as copy:
                         for reject in parsed.rejects:
                             copy.write_row(reject)
+                repairs = [row for outcome in parsed.files for row in outcome.names.rows(outcome.path)]
+                if repairs:
+                    with cur.copy(f"COPY stage_repairs ({REPAIR_COLUMNS}) FROM STDIN") as copy:
+                        for repair in repairs:
+                            copy.write_row(repair)
                 path = unit.sources[0].path
                 out.extend(("user", *event, path) for event in parsed.users.values())
                 out.append(("count", parsed.skipped, parsed.logged_out, parsed.peak_rss_mb))
@@ -241,6 +250,8 @@ ROW_FIELDS: tuple[tuple[str, str], ...] = (
     ("longitude", "double"),
     ("reason", "string"),
     ("raw", "string"),
+    ("original", "string"),  # rule 6's repairs: the name read, and what it became (their count: ``records``)
+    ("repaired", "string"),
     ("file_kind", "string"),
     ("size", "bigint"),
     ("digest", "string"),
@@ -318,6 +329,9 @@ def row_partition(items: Iterable[Any], env: dict[str, str]) -> Iterator[tuple[A
         )
         for file, line, reason, raw in parsed.rejects:
             yield _row("reject", path=file, line=line, reason=reason, raw=raw)
+        for outcome in parsed.files:
+            for file, original, repaired, line, count in outcome.names.rows(outcome.path):
+                yield _row("repair", path=file, line=line, original=original, repaired=repaired, records=count)
         for event in parsed.users.values():
             yield _row("user", path=path, **event._asdict())
         if unit.kind == "log":

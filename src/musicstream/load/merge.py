@@ -133,6 +133,8 @@ FINISH_STEPS: tuple[Step, ...] = (
     Step("refresh_mtimes", FINISH),
     Step("replace_rejects", FINISH),
     Step("insert_rejects", FINISH, params="run"),
+    Step("replace_repairs", FINISH),
+    Step("insert_repairs", FINISH, params="run"),
     Step("record_files", FINISH, params="run"),
 )
 # The whole merge, in order: the star, then the rollups from the star's hand-over, then the run's bookkeeping.

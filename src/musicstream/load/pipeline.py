@@ -36,6 +36,7 @@ from musicstream.extract.files import InputFile
 from musicstream.faults import point
 from musicstream.load import rollups
 from musicstream.load.merge import finish, merge
+from musicstream.load.staging import repairs_staged
 from musicstream.load.state import Engine, LoadOptions, Progress, RunState
 from musicstream.load.stats import LoadResult
 from musicstream.memory import peak_rss_mb
@@ -316,6 +317,7 @@ def run(
             point("analyzed")
     finally:
         run.rejects.close()  # idempotent: also when the run never started
+        run.repairs.close()
         result.peak_rss_mb = round(max(result.peak_rss_mb, peak_rss_mb()), 1)
     return result
 
@@ -338,6 +340,11 @@ def _listed(engine: Engine, paths: Sequence[str | Path], options: LoadOptions) -
         ", --full" if options.full else "",
     )
     return files
+
+
+def take_the_database(conn: psycopg.Connection[Any], wait: bool) -> None:
+    """What a load takes before its transaction, for other writers of the tables (``load/repair.py``)."""
+    _take_the_database(conn, LoadOptions(wait=wait))
 
 
 def _take_the_database(conn: psycopg.Connection[Any], options: LoadOptions) -> None:
@@ -397,6 +404,7 @@ def _transaction(
         started_stage = time.perf_counter()
         staged = engine.stage(conn, run, files, options.full, started_ns)
         run.staged_plays, run.staged_songs = staged.plays, staged.songs
+        result.names_repaired, result.spellings_repaired = repairs_staged(conn)
         result.timings["read_and_copy"] = round(time.perf_counter() - started_stage, 4)
         log.info(
             "read %d files, %d records (%d rejected) in %.1f s; merging",

@@ -78,15 +78,22 @@ class _Quiet:
     def step(self, name: str, number: int, total: int) -> None: ...
 
 
+def refresh(conn: psycopg.Connection[Any], handover: Handover) -> None:
+    """The rollups brought up to date with a hand-over made outside a load (a rebuild, a repair of stored names),
+    in the caller's transaction: the hand-over's tables exist."""
+    run = RunState(LoadResult(), _Quiet())
+    try:
+        maintain(Merge(conn, run, {}, STEPS, handover=handover))
+    finally:
+        run.rejects.close()  # their spool files: nothing here rejects or repairs a record
+        run.repairs.close()
+
+
 def rebuild(conn: psycopg.Connection[Any]) -> None:
     """The rollups emptied and maintained again from every stored play, in the caller's transaction."""
     started = conn.execute("SELECT count(*) FROM trackplays").fetchone()
     log.info("rebuilding the report's rollups from %s plays", started[0] if started else 0)
     conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(t) for t in ROLLUP_TABLES)))
     conn.execute(named_statements(_SOURCE)["rebuild_handover"])
-    run = RunState(LoadResult(), _Quiet())
-    try:
-        maintain(Merge(conn, run, {}, STEPS, handover=Handover(after_play=0, moved_names=0)))
-    finally:
-        run.rejects.close()  # its spool file: a rebuild rejects nothing
+    refresh(conn, Handover(after_play=0, moved_names=0))
     conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(sql.Identifier(t) for t in ROLLUP_TABLES)))

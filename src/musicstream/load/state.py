@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import psycopg
 
 from musicstream.extract.files import InputFile
-from musicstream.load.rejects import RejectSink
+from musicstream.load.rejects import RejectSink, RowSpool
 from musicstream.load.stats import LoadResult
 from musicstream.transform.records import UserEvent, keep_latest
 
@@ -33,6 +33,8 @@ class LoadOptions:
     stages the files with Spark (``master``: its master URL, ``local[2]`` by default); the merge is the same.
     ``dry_run`` does everything a load does, in its transaction, and rolls it back: the counts are exactly what
     the load would do to this database, and nothing is written (no run recorded, no index dropped).
+    ``repair_names`` repairs damaged song titles and artist names as they are read (rule 6); off, names are
+    stored exactly as the files give them.
     """
 
     full: bool = False
@@ -44,6 +46,7 @@ class LoadOptions:
     engine: str = "local"
     master: str | None = None
     dry_run: bool = False
+    repair_names: bool = True
 
 
 class Progress(Protocol):
@@ -64,6 +67,7 @@ class RunState:
     rejects: RejectSink = field(default_factory=RejectSink)
     users: dict[int, UserEvent] = field(default_factory=dict)
     mtimes: list[tuple[str, int]] = field(default_factory=list)  # unchanged files whose time the manifest lacks
+    repairs: RowSpool = field(default_factory=RowSpool)  # rule 6's repairs: (file, original, repaired, line, count)
     staged_songs: int = 0
     staged_plays: int = 0
     tasks_done: int = 0

@@ -24,6 +24,8 @@ class LoadResult:
     native_lines: int = 0  # event lines the local engine parsed natively (others: the Python path; Spark: uncounted)
     duplicates: int = 0
     rejected: int = 0
+    names_repaired: int = 0  # rule 6: names read damaged and repaired (each record's), and their distinct spellings
+    spellings_repaired: int = 0
     rows_added: dict[str, int] = field(default_factory=dict)
     bytes_read: int = 0
     peak_rss_mb: float = 0.0  # the largest resident memory of the loader or any of its worker processes

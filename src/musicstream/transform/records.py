@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -10,7 +11,11 @@ import orjson
 from musicstream.extract.fields import INT_MAX, INT_MIN, MAX_KEY_CHARS, BadField, integer, key_text, number, text
 from musicstream.extract.values import Reject
 from musicstream.rules import MAX_LENGTH_S, TIERS
+from musicstream.transform.names import repair_name
 from musicstream.transform.normalize import length_ms, name_key
+
+# Rule 6's reading of a name: ``names.repair_name``, or a ``names.NameReader`` that also notes the repairs.
+Names = Callable[[str], str]
 
 # 0001-01-01 .. 9999-12-31 in epoch milliseconds: what a PostgreSQL TIMESTAMP can hold and Python can show.
 TS_MIN, TS_MAX = -62135596800000, 253402300799999
@@ -125,8 +130,11 @@ def _opt_text(value: Any) -> str | None:
     raise TypeError
 
 
-def _play(user: UserEvent, location: str | None, agent: str | None, song: str, artist: str, length: float) -> Play:
-    """Rule 1: the play an event describes (both event paths build it here)."""
+def _play(
+    user: UserEvent, location: str | None, agent: str | None, song: str, artist: str, length: float, names: Names
+) -> Play:
+    """Rule 1: the play an event describes (both event paths build it here), its names read by rule 6."""
+    song, artist = names(song), names(artist)
     return Play(
         user.user_id,
         user.session_id,
@@ -143,7 +151,7 @@ def _play(user: UserEvent, location: str | None, agent: str | None, song: str, a
     )
 
 
-def _fast_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | None:
+def _fast_event(obj: dict[str, Any], names: Names) -> tuple[Play, UserEvent] | Skip | None:
     """The common case, with no conversion needed; None sends the record to the careful path.
 
     The caller has checked that the line holds no escaped NUL, so no string here can contain one.
@@ -200,22 +208,23 @@ def _fast_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | None:
             return None
     except (KeyError, TypeError):
         return None
-    return _play(user, location, agent, song, artist, length), user
+    return _play(user, location, agent, song, artist, length, names), user
 
 
-def parse_event(raw: bytes) -> tuple[Play, UserEvent] | Skip | Reject:
-    """One log line → a play with its user event, a skip (maybe with a user event), or a reject."""
+def parse_event(raw: bytes, names: Names = repair_name) -> tuple[Play, UserEvent] | Skip | Reject:
+    """One log line → a play with its user event, a skip (maybe with a user event), or a reject. ``names`` reads
+    the song and artist (rule 6)."""
     obj = _decode(raw)
     if isinstance(obj, Reject):
         return obj
     if b"\\u0000" not in raw:
-        fast = _fast_event(obj)
+        fast = _fast_event(obj, names)
         if fast is not None:
             return fast
-    return _careful_event(obj)
+    return _careful_event(obj, names)
 
 
-def _careful_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | Reject:
+def _careful_event(obj: dict[str, Any], names: Names) -> tuple[Play, UserEvent] | Skip | Reject:
     """Every field checked and converted where docs/rules.md allows, with a reason for each reject."""
     try:
         uid = obj.get("userId")
@@ -254,11 +263,11 @@ def _careful_event(obj: dict[str, Any]) -> tuple[Play, UserEvent] | Skip | Rejec
             raise BadField(f"field 'length': {length} is not a plausible song length in seconds")
     except BadField as exc:
         return Reject(str(exc))
-    return _play(user, location, agent, song, artist, length), user
+    return _play(user, location, agent, song, artist, length, names), user
 
 
-def parse_song(obj: Any) -> Song | Reject:
-    """One song-file JSON value → a catalog song, or a reject."""
+def parse_song(obj: Any, names: Names = repair_name) -> Song | Reject:
+    """One song-file JSON value → a catalog song, or a reject. ``names`` reads the title and artist name (rule 6)."""
     if not isinstance(obj, dict):
         return Reject(f"not a JSON object (a JSON {type(obj).__name__})")
     try:
@@ -271,6 +280,7 @@ def parse_song(obj: Any) -> Song | Reject:
         artist_id = key_text(obj, "artist_id")
         artist_name = key_text(obj, "artist_name")
         assert track_id is not None and title is not None and artist_id is not None and artist_name is not None
+        title, artist_name = names(title), names(artist_name)
         year = integer(obj, "year")
         duration = number(obj, "duration", required=True)  # tracks.duration is NOT NULL (the seed's model)
         assert duration is not None

@@ -352,3 +352,14 @@ ON CONFLICT (path) DO UPDATE
 SET kind = excluded.kind, size_bytes = excluded.size_bytes, sha256 = excluded.sha256,
     records = excluded.records, rejects = excluded.rejects, run_id = excluded.run_id, loaded_at = now(),
     mtime_ns = excluded.mtime_ns;
+
+-- name: replace_repairs
+-- A file read again replaces its repairs of names (rule 6), as it does its rejects.
+DELETE FROM name_repairs_by_file WHERE file IN (SELECT path FROM stage_files);
+
+-- name: insert_repairs
+INSERT INTO name_repairs_by_file (file, original, repaired, line, count, run_id)
+SELECT file, original, min(repaired), min(line), sum(count), %(run_id)s
+FROM stage_repairs
+GROUP BY file, original
+ORDER BY file, original;

@@ -23,3 +23,7 @@ CREATE TEMP TABLE stage_mtimes (path TEXT, mtime_ns BIGINT) ON COMMIT DROP;
 CREATE TEMP TABLE stage_files (
     path TEXT, kind TEXT, size_bytes BIGINT, sha256 TEXT, records BIGINT, rejects BIGINT, mtime_ns BIGINT
 ) ON COMMIT DROP;
+
+-- Rule 6's repairs of names, per file read: (file, original, repaired, first line, count); a big file's slices
+-- each give their own rows, which the merge adds up.
+CREATE TEMP TABLE stage_repairs (file TEXT, original TEXT, repaired TEXT, line BIGINT, count BIGINT) ON COMMIT DROP;

@@ -29,3 +29,7 @@ CREATE UNLOGGED TABLE {schema}.stage_mtimes (LIKE pg_temp.stage_mtimes);
 
 -- The partitions whose rows are committed, per job: a retried task deletes its earlier rows only when listed.
 CREATE UNLOGGED TABLE {schema}.stage_done (job INT, part INT, PRIMARY KEY (job, part));
+
+CREATE UNLOGGED TABLE {schema}.stage_repairs (
+    LIKE pg_temp.stage_repairs, part INT DEFAULT current_setting('musicstream.part', true)::int
+);

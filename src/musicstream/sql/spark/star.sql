@@ -1,8 +1,9 @@
 -- Spark SQL: the star schema of docs/rules.md computed from one run's parsed rows, for the Parquet output.
 -- Each statement mirrors a step of load/merge.sql on an empty database, so the tables come out equal to a fresh
 -- PostgreSQL load. Strings compare in byte order (Spark's default, like the "C" collation); PostgreSQL sorts
--- NULLs last, so orderings say so. Input views: plays, songs, and latest_users (rule 3: each user's latest event,
--- reduced by engines/lake.py with the local engine's own rule, transform/records.py `latest_of`).
+-- NULLs last, so orderings say so. Input views: plays, songs (their names read repaired by rule 6), latest_users
+-- (rule 3: each user's latest event, reduced by engines/lake.py with the local engine's own rule,
+-- transform/records.py `latest_of`), and repairs (rule 6's repairs, per file).
 
 -- name: catalog_tracks
 -- Rule 5: one record per song id, the one that sorts first by (title, artist_id, duration, year, artist key).
@@ -128,3 +129,12 @@ CREATE OR REPLACE TEMP VIEW timetb AS
 SELECT start_time, hour(start_time) AS hour, day(start_time) AS day, weekofyear(start_time) AS week,
        month(start_time) AS month, year(start_time) AS year, date_format(start_time, 'EEEE') AS weekday
 FROM (SELECT DISTINCT start_time FROM facts);
+
+-- name: name_repairs
+-- Rule 6's repairs of names, as the database's name_repairs view gives them: per damaged spelling, what it became,
+-- the file and line where it is first seen (in path order) and how many times it was read.
+CREATE OR REPLACE TEMP VIEW name_repairs AS
+SELECT original, min(repaired) AS repaired, min(struct(path, line)).path AS first_file,
+       min(struct(path, line)).line AS first_line, sum(records) AS count
+FROM repairs
+GROUP BY original;
