@@ -205,7 +205,7 @@ def test_generated_equals_the_plays(generated: Database) -> None:
         assert {w["active"] for c in cohorts for w in c["weeks"]} - {0}, filters
 
 
-def test_json_and_terminal_show_them(sample: Database) -> None:
+def test_json_terminal_and_html_show_them(sample: Database, tmp_path: Path) -> None:
     url = ["--database-url", sample.conninfo]
     runner = CliRunner()
     period = ["--since", "2018-11-16", "--until", "2018-11-30"]
@@ -219,3 +219,8 @@ def test_json_and_terminal_show_them(sample: Database) -> None:
     assert "Retention" in shown.output and "2018-11-12" in shown.output
     whole = runner.invoke(cli, [*url, "report"], env={"COLUMNS": "160"})
     assert "no earlier data" in whole.output
+    page = tmp_path / "report.html"
+    assert runner.invoke(cli, [*url, "report", "--html", str(page)]).exit_code == 0
+    assert page.read_text().count("<small>no earlier data</small>") == 8
+    assert runner.invoke(cli, [*url, "report", *period, "--html", str(page)]).exit_code == 0
+    assert "no earlier data" not in page.read_text() and "Changes vs 2018-11-01 … 2018-11-15" in page.read_text()
