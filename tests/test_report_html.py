@@ -173,7 +173,10 @@ LAYOUT_JS = """() => {
       }
       const data = [...ax.querySelectorAll('[id*="-data-"]')].map(e => e.getBoundingClientRect())
         .filter(b => b.width > 0 || b.height > 0);
-      if (!data.length) continue;
+      if (!data.length) {
+        if (ax.querySelector('g[id^="xtick_"], g[id^="ytick_"]')) res.ticks.push([chart, '?', 'any', 0, 0, 0]);
+        continue;
+      }
       const box = {left: Math.min(...data.map(b => b.left)), right: Math.max(...data.map(b => b.right)),
                    top: Math.min(...data.map(b => b.top)), bottom: Math.max(...data.map(b => b.bottom))};
       for (const [axis, lo, hi, at] of [['x', 'left', 'right', b => b.left + b.width / 2],
@@ -220,7 +223,9 @@ def layout_problems(layout: dict[str, Any]) -> list[str]:
     problems += [f"{tag} {what!r} reaches {right}px, past the viewport" for tag, what, right in layout["wide"]]
     problems += [f"chart {chart}: tick labels {a!r} and {b!r} overlap" for chart, a, b in layout["overlaps"]]
     problems += [
-        f"chart {chart}: {axis} tick {label!r} at {pos}px, outside the data's {lo}-{hi}px"
+        f"chart {chart}: ticks on axes with no data marked (charts.py _data)"
+        if axis == "?"
+        else f"chart {chart}: {axis} tick {label!r} at {pos}px, outside the data's {lo}-{hi}px"
         for chart, axis, label, pos, lo, hi in layout["ticks"]
     ]
     problems += [f"chart {chart}: two value axes on one frame" for chart in layout["twins"]]

@@ -148,7 +148,7 @@ def heatmap(name: str, title: str, rows: Sequence[str], matrix: Sequence[Sequenc
         bar = fig.colorbar(image, ax=ax, label="plays", shrink=0.9)
         bar.locator = MaxNLocator(4, integer=True)
         bar.update_ticks()
-        _data(bar.solids, name, 1)
+        _data(bar.outline, name, 1)  # the colour bar spans exactly the smallest to the largest value
         return _svg(fig, name)
 
 
