@@ -29,8 +29,8 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
-def _percent(part: float | None) -> str:
-    return "n/a" if part is None else f"{100 * part:.1f}%"
+def _percent(part: float | None, digits: int = 1) -> str:
+    return "n/a" if part is None else f"{100 * part:.{digits}f}%"
 
 
 def _headline(report: dict[str, Any]) -> Panel:
@@ -50,7 +50,7 @@ def _headline(report: dict[str, Any]) -> Panel:
         ("DAU", f"{h['dau']:.1f}", "dau"),
         ("MAU", f"{h['mau']:,}", "mau"),
         ("stickiness (DAU/MAU)", _percent(h["stickiness"]), "stickiness"),
-        ("matched to catalog", _percent(shown["matched_share"]), "matched_share"),
+        ("matched to catalog", _percent(shown["matched_share"], 2), "matched_share"),
         ("activity window", f"{h['window_days']} days", ""),
     ]
     for i in range(0, len(cells), 2):
@@ -85,6 +85,8 @@ def _retention(report: dict[str, Any]) -> Table:
         "new: first play on record in that week (ISO weeks from Monday, UTC, cut to the period); "
         "+Nw: share of them with a play N weeks later"
     )
+    table.caption_justify = "left"
+    table.min_width = 72
     return table
 
 
