@@ -88,7 +88,8 @@ MATCHING = (
 
 
 def _top_section(report: dict[str, Any], key: str, noun: str) -> str:
-    """The chart carries the top by plays with its figures; the table, the other ranking (by listeners)."""
+    """The chart carries the top by plays with its figures; the table, the other ranking with its own figure
+    (listeners): no figure shown twice."""
     rows_by_plays = report[key]["by_plays"]
 
     def label(r: dict[str, Any]) -> str:
@@ -102,10 +103,9 @@ def _top_section(report: dict[str, Any], key: str, noun: str) -> str:
         colors=[charts.ACCENT if r["is_inferred"] else charts.CATALOG for r in rows_by_plays],
     )
     rows = [
-        [escape(label(r)) + " " + _tag(r["is_inferred"]), _num(r["listeners"]), _num(r["plays"])]
-        for r in report[key]["by_listeners"]
+        [escape(label(r)) + " " + _tag(r["is_inferred"]), _num(r["listeners"])] for r in report[key]["by_listeners"]
     ]
-    table = _table([noun[:-1], "listeners", "plays"], rows, {1, 2})
+    table = _table([noun[:-1], "listeners"], rows, {1})
     return _section(
         f"Top {noun}",
         chart,
