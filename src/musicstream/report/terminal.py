@@ -10,10 +10,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from musicstream.report.build import empty_period
+from musicstream.report.build import describe_change, describe_previous, empty_period
 from musicstream.rules import TIERS
 
 BAR_WIDTH = 24
+RETENTION_COHORTS = 12  # the latest cohorts shown; --json has them all
 
 
 def _bar(value: int, top: int) -> Text:
@@ -28,27 +29,65 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
-def _percent(part: float | None) -> str:
-    return "n/a" if part is None else f"{100 * part:.1f}%"
+def _percent(part: float | None, digits: int = 1) -> str:
+    return "n/a" if part is None else f"{100 * part:.{digits}f}%"
 
 
 def _headline(report: dict[str, Any]) -> Panel:
     h = report["headline"]
-    grid = Table.grid(padding=(0, 3))
-    grid.add_column(style="bold")
-    grid.add_column(justify="right")
-    grid.add_column(style="bold")
-    grid.add_column(justify="right")
-    grid.add_row("plays", f"{h['plays']:,}", "listeners", f"{h['listeners']:,}")
-    grid.add_row("listening hours", f"{h['listening_hours']:,.1f}", "sessions", f"{h['sessions']:,}")
-    grid.add_row(
-        "songs per session", f"{h['songs_per_session'] or 0:.2f}", "DAU / MAU", f"{h['dau']:.1f} / {h['mau']:,}"
-    )
-    grid.add_row("stickiness (DAU/MAU)", _percent(h["stickiness"]), "activity window", f"{h['window_days']} days")
+    pop = report["period_over_period"]
+    figures = pop["figures"]
+    shown = {**h, "matched_share": report["data_quality"]["matched_share"]}
+    grid = Table.grid(padding=(0, 2))
+    for style in ("bold", None, "dim") * 2:
+        grid.add_column(style=style, justify="left" if style == "bold" else "right")
+    cells = [
+        ("plays", f"{h['plays']:,}", "plays"),
+        ("listeners", f"{h['listeners']:,}", "listeners"),
+        ("listening hours", f"{h['listening_hours']:,.1f}", "listening_hours"),
+        ("sessions", f"{h['sessions']:,}", "sessions"),
+        ("songs per session", f"{h['songs_per_session'] or 0:.2f}", "songs_per_session"),
+        ("DAU", f"{h['dau']:.1f}", "dau"),
+        ("MAU", f"{h['mau']:,}", "mau"),
+        ("stickiness (DAU/MAU)", _percent(h["stickiness"]), "stickiness"),
+        ("matched to catalog", _percent(shown["matched_share"], 2), "matched_share"),
+        ("activity window", f"{h['window_days']} days", ""),
+    ]
+    for i in range(0, len(cells), 2):
+        row: list[str] = []
+        for label, value, key in cells[i : i + 2]:
+            change = describe_change(key, figures.get(key)) if key and pop["has_data"] else ""
+            row += [label, value, change]
+        grid.add_row(*row)
     f = report["filters"]
     period = f"{h['first_play']:%Y-%m-%d} … {h['last_play']:%Y-%m-%d}" if h["first_play"] else "no plays"
     scope = f"tier {f['tier']}" if f["tier"] else "all tiers"
-    return Panel(grid, title=f"Listening, {period}, {scope} (times in UTC)", title_align="left")
+    return Panel(
+        Group(grid, Text(describe_previous(pop), style="dim")),
+        title=f"Listening, {period}, {scope} (times in UTC)",
+        title_align="left",
+    )
+
+
+def _retention(report: dict[str, Any]) -> Table:
+    cohorts = report["retention"]["cohorts"][-RETENTION_COHORTS:]
+    later = max((len(c["weeks"]) for c in cohorts), default=0)
+    table = _table(
+        "Retention: new listeners by week, and the share still listening",
+        "week of",
+        "new",
+        *(f"+{k}w" for k in range(1, later + 1)),
+    )
+    for cohort in cohorts:
+        shares = [_percent(w["share"]) if cohort["new_listeners"] else "" for w in cohort["weeks"]]
+        table.add_row(f"{cohort['week_start']:%Y-%m-%d}", f"{cohort['new_listeners']:,}", *shares)
+    table.caption = (
+        "new: first play on record in that week (ISO weeks from Monday, UTC, cut to the period); "
+        "+Nw: share of them with a play N weeks later"
+    )
+    table.caption_justify = "left"
+    table.min_width = 72
+    return table
 
 
 def _top(report: dict[str, Any], key: str, label: str) -> list[Table]:
@@ -129,6 +168,7 @@ def render(report: dict[str, Any]) -> RenderableType:
         _headline(report),
         *_top(report, "top_tracks", "tracks"),
         *_top(report, "top_artists", "artists"),
+        _retention(report),
         Columns([_hours(report), Group(_weekdays(report), _tiers(report))]),
         _simple("Top locations", report["locations"], "location", "location"),
         Columns(

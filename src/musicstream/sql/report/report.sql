@@ -34,6 +34,40 @@ SELECT coalesce(bit_count(bits_union(s.users)), 0) AS mau, min(last.day) - 29 AS
 FROM days s, last
 WHERE s.day >= last.day - 29;
 
+-- name: retention
+-- Weekly cohorts of new listeners (schema 9's day bitmaps): a cohort is the listeners (on the tier) of an ISO week
+-- of the period (Monday to Sunday, UTC, cut to the period) with no play on record before that week's first day
+-- of the period; each week of the period from the cohort's on, how many of them played in it. Week offsets with no
+-- plays at all count 0. The bitmaps of the days before the period are read for "no play before" only.
+WITH days AS (
+    SELECT day, bits_union(users) AS users
+    FROM report_day_sets(NULL, %(until)s::date, %(tier)s::text, 'day')
+    GROUP BY day
+), known AS (
+    SELECT day, users,
+           bits_union(users) OVER (ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
+    FROM days
+), weeks AS (
+    SELECT date_trunc('week', day)::date AS week, bits_union(users) AS users,
+           (array_agg(before ORDER BY day))[1] AS before
+    FROM known
+    WHERE day >= coalesce(%(since)s::date, '-infinity'::date)
+    GROUP BY 1
+), cohorts AS (
+    -- the week's listeners less those seen before (the earlier bitmap padded to the week's length, then negated)
+    SELECT week, bits_and(users, ~bits_or(before, users & ~users)) AS users
+    FROM weeks
+), span AS (
+    SELECT w::date AS week
+    FROM generate_series((SELECT min(week) FROM weeks), (SELECT max(week) FROM weeks), INTERVAL '7 days') w
+)
+SELECT c.week AS cohort, (s.week - c.week) / 7 AS weeks_later, bit_count(c.users) AS new_listeners,
+       coalesce(bit_count(bits_and(c.users, w.users)), 0) AS active
+FROM cohorts c
+JOIN span s ON s.week >= c.week
+LEFT JOIN weeks w ON w.week = s.week
+ORDER BY 1, 2;
+
 -- name: top_tracks
 -- report_top (schema 0008): exact, from the per-day top lists the load keeps.
 SELECT r.ranking, r.key AS track_id, t.title, a.name AS artist, t.is_inferred, r.plays, r.listeners
