@@ -166,6 +166,40 @@ def status_tables(status: dict[str, Any]) -> list[Table | Group]:
     return [counts, runs_table(status["recent_runs"], "Recent runs")]
 
 
+def watch_line(event: dict[str, Any]) -> tuple[str, str]:
+    """A watcher's event as one line, and where it goes: "out" (stdout: what was loaded), "info" (stderr, unless
+    --quiet: the watcher started, stopped) or "warn" (stderr always: what went wrong, or came right again)."""
+    import datetime as dt
+
+    now = f"{dt.datetime.now():%H:%M:%S}"
+    kind = event["event"]
+    if kind == "batch":
+        lag = "" if event["lag_s"] is None else f"; newest file {event['lag_s']:.1f} s old"
+        waiting = f"; {event['waiting']:,} more waiting" if event["waiting"] else ""
+        rejected = f", {event['rejected']:,} rejected" if event["rejected"] else ""
+        return (
+            f"{now} run {event['run_id']}: {event['files']:,} file{'s' if event['files'] > 1 else ''}, "
+            f"{event['records_read']:,} records, {event['plays_added']:,} new plays{rejected} in "
+            f"{event['seconds']:.2f} s{lag}{waiting}",
+            "out",
+        )
+    if kind == "started":
+        how = "file events and listing" if event["file_events"] else "listing"
+        paths = ", ".join(event["paths"])
+        return f"{now} watching {paths} (pid {event['pid']}, {how}); SIGTERM or Ctrl-C stops", "info"
+    if kind == "held":
+        return f"{now} warning: {event['path']} failed and is held until it changes: {event['error']}", "warn"
+    if kind == "database_down":
+        return f"{now} warning: the database cannot be reached ({event['error']}); retrying {event['retry']}", "warn"
+    if kind == "database_up":
+        return f"{now} the database is back: watching again", "warn"
+    if kind == "left":
+        return f"{now} {event['files']:,} files still being written are left for the next run", "info"
+    if kind == "stopped":
+        return f"{now} stopped ({event['reason']}) after {event['batches']:,} batches", "info"
+    return "", "info"
+
+
 def runs_table(runs: list[dict[str, Any]], title: str) -> Group:
     """Load runs as a table (`status`, `runs`), with why each failed run failed below it."""
     table = Table(title=title, title_justify="left")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import operator
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -122,6 +122,30 @@ def _discover_url(url: str, found: list[InputFile]) -> None:
         found.append(InputFile(path, kind, int(info.get("size") or 0)))
 
 
+def walk_inputs(root: str) -> Iterator[tuple[str, int, int | None, Kind | None]]:
+    """The input files under the real folder ``root``, as ``discover`` finds them: each file's path (a link
+    resolved), size, modification time and kind (None when only its bytes can tell). Nothing is read, so listing
+    a folder again costs its ``stat`` calls only (``musicstream watch`` lists its folders this way at each poll).
+    """
+    # Plain strings, not Path objects, in this loop: pathlib interns every file name it parses, which would
+    # keep about 50 bytes per file for the life of the process.
+    for folder, dirs, files in os.walk(root, onerror=None, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        folder_kind = _folder_kind(folder)
+        for name in files:
+            if not _is_input(name):
+                continue
+            path = os.path.join(folder, name)
+            real = _real(path) if os.path.islink(path) else path  # resolving every path costs 0.07 ms each
+            try:
+                stat = os.stat(real)
+                size, mtime_ns = stat.st_size, stat.st_mtime_ns
+            except OSError:
+                size, mtime_ns = 0, None  # a dangling link or unreadable entry: reading it will record why
+            kind = folder_kind or (_folder_kind(os.path.dirname(real)) if real != path else None)
+            yield real, size, mtime_ns, kind
+
+
 def discover(paths: Iterable[str | Path]) -> list[InputFile]:
     """Every input file under the given paths, sorted, each with its kind.
 
@@ -143,23 +167,8 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
             stat = root.stat()
             found.append(InputFile(str(root), kind, stat.st_size, stat.st_mtime_ns))
             continue
-        # Plain strings, not Path objects, in this loop: pathlib interns every file name it parses, which would
-        # keep about 50 bytes per file for the life of the process.
-        for folder, dirs, files in os.walk(root, onerror=None, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            folder_kind = _folder_kind(folder)
-            for name in files:
-                if not _is_input(name):
-                    continue
-                path = os.path.join(folder, name)
-                real = _real(path) if os.path.islink(path) else path  # resolving every path costs 0.07 ms each
-                try:
-                    stat = os.stat(real)
-                    size, mtime_ns = stat.st_size, stat.st_mtime_ns
-                except OSError:
-                    size, mtime_ns = 0, None  # a dangling link or unreadable entry: reading it will record why
-                kind = folder_kind or (_folder_kind(os.path.dirname(real)) if real != path else None) or _sniff(real)
-                found.append(InputFile(real, kind, size, mtime_ns))
+        for path, size, mtime_ns, known in walk_inputs(str(root)):
+            found.append(InputFile(path, known or _sniff(path), size, mtime_ns))
     return _sorted_unique(found)
 
 
