@@ -263,6 +263,20 @@ def pg15() -> Iterator[dict[str, Any]]:
                 capture_output=True,
             )
 
+        def stop() -> None:
+            subprocess.run(
+                [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"],
+                check=True,
+                capture_output=True,
+            )
+
+        def start() -> None:
+            subprocess.run(
+                [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "start"],
+                check=True,
+                capture_output=True,
+            )
+
         yield {
             "host": "127.0.0.1",
             "port": port,
@@ -270,6 +284,8 @@ def pg15() -> Iterator[dict[str, Any]]:
             "password": PG15_PASSWORD,
             "url": url,
             "restart": restart,
+            "stop": stop,
+            "start": start,
         }
     finally:
         subprocess.run(

@@ -49,7 +49,15 @@ from musicstream.config import mask_error
 from musicstream.db.bulk import WATCH_LOCK, lock_holders
 from musicstream.db.connection import Database
 from musicstream.db.schema import require_schema
-from musicstream.errors import ConfigError, EngineError, InputError, MusicstreamError, SchemaError
+from musicstream.engines.read import DigestTask, digest
+from musicstream.errors import (
+    ConfigError,
+    DatabaseError,
+    EngineError,
+    InputError,
+    MusicstreamError,
+    SchemaError,
+)
 from musicstream.extract.files import in_hidden_folder, is_url, walk_inputs
 from musicstream.load.state import LoadOptions
 from musicstream.load.stats import LoadResult
@@ -341,6 +349,7 @@ class Watcher:
             if ready and not self.stopping:
                 self._batch(ready)
                 continue
+            self._up()  # attached, and nothing failed to load
             self._publish()
             if self.options.once:
                 waiting, _, _ = self.settler.waiting()
@@ -387,6 +396,7 @@ class Watcher:
             return
         finally:
             self.in_batch = False
+        self._up()
         self.settler.loaded(batch)
         self.alone.difference_update(batch)
         self.batches += 1
@@ -396,10 +406,11 @@ class Watcher:
         self._publish(force=True)
 
     def _failed(self, batch: list[str], exc: BaseException) -> None:
-        """A batch that failed: the database is gone (retry it later), or the batch itself failed (split it; a
-        file that fails alone is held until it changes)."""
+        """A batch that failed: because of the database (it cannot be reached, lost the connection, is out of
+        disk: retry the batch later, with a growing pause), or because of its files (split it; a file that fails
+        alone is held until it changes)."""
         why = mask_error(exc).strip()
-        if not self._reachable():
+        if _database_trouble(exc) or not self._reachable():
             self._down(why)
             return
         if len(batch) > 1:
@@ -434,7 +445,6 @@ class Watcher:
             with contextlib.suppress(Exception):
                 conn.close()
             raise
-        self._up()
 
     def _attach_again(self) -> bool:
         """While the database is down: wait, try again; True once attached."""
@@ -488,18 +498,33 @@ class Watcher:
         return f"pid {row[0]} on {row[1]}, started {row[2]:%Y-%m-%d %H:%M:%S %Z}; stop it first"
 
     def _read_manifest(self, conn: psycopg.Connection[Any]) -> None:
+        """What the manifest holds under the watched paths becomes known. A file loaded within a moment of its
+        last change has no trusted modification time there yet (``engines/local.py`` ``RECENT_NS``): when its
+        size is the same, its SHA-256 decides, as it would in a run, without starting one."""
         prefixes = []
         for given in self.paths:
             real = given if is_url(given) else os.path.realpath(given)
             prefixes.append(real if os.path.isfile(real) else real.rstrip("/") + "/")
         known = conn.execute(
-            "SELECT path, size_bytes, mtime_ns FROM loaded_files "
+            "SELECT path, size_bytes, mtime_ns, sha256 FROM loaded_files "
             "WHERE EXISTS (SELECT FROM unnest(%s::text[]) AS p (prefix) WHERE starts_with(path, p.prefix))",
             (prefixes,),
         )
-        for path, size, mtime_ns in known:
-            if path not in self.settler.pending:
+        untimed: list[tuple[str, int, str]] = []
+        for path, size, mtime_ns, sha in known:
+            if path in self.settler.pending:
+                continue
+            if mtime_ns is None and not is_url(path):
+                untimed.append((path, int(size), sha))
+            else:
                 self.settler.known[path] = (int(size), None if mtime_ns is None else int(mtime_ns))
+        for path, size, sha in untimed:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            if stat.st_size == size and digest(DigestTask(path)).digest == sha:
+                self.settler.known[path] = (stat.st_size, stat.st_mtime_ns)
 
     def _publish(self, state: str = "watching", force: bool = False, start: bool = False) -> None:
         """Write the watcher's row (what ``status`` shows): at the start, around batches, when the files waiting
@@ -581,6 +606,22 @@ class Watcher:
 
     def _emit(self, kind: str, **details: Any) -> None:
         self.on_event({"event": kind, **details})
+
+
+def _database_trouble(exc: BaseException) -> bool:
+    """Whether a batch failed because of the database rather than its files: it could not be reached, the
+    connection was lost, or the server ran out of a resource (disk, memory). The run says why in a ``LoadError``
+    raised while handling the driver's error, which stays its context."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, psycopg.errors.QueryCanceled):  # a statement timeout: the batch is too big for it
+            return False
+        if isinstance(seen, DatabaseError | psycopg.OperationalError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _round(value: float | None) -> float | None:
