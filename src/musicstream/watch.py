@@ -301,6 +301,7 @@ class Watcher:
         self.database_up: bool | None = None
         self.alone: set[str] = set()  # files of a failed batch, now read one per batch
         self.batches = 0
+        self.started = False
         self.last: dict[str, Any] = {}
         self._beat = 0.0
         self._waiting_said: tuple[int, int, int | None] | None = None
@@ -316,6 +317,7 @@ class Watcher:
         try:
             self._attach()
             self._emit("started", paths=self.paths, pid=os.getpid(), file_events=bool(events and events.working))
+            self.started = True
             reason = self._loop()
         except KeyboardInterrupt:
             reason = "interrupted"
@@ -585,7 +587,8 @@ class Watcher:
                 )
             with contextlib.suppress(Exception):
                 conn.close()
-        self._emit("stopped", reason=reason, batches=self.batches)
+        if self.started:  # one that never started says only why (its error)
+            self._emit("stopped", reason=reason, batches=self.batches)
 
     # --- signals and events
 
