@@ -399,8 +399,15 @@ def test_one_watcher_per_database(db: Database, tmp_path: Path, watchers: list[W
     assert second.returncode == 1
     assert second.stderr.startswith("error: another watcher is running on this database: pid")
     assert f"pid {started['pid']}" in second.stderr and "Traceback" not in second.stderr
-    status = _status(db)
-    assert status is not None and status["running"] and status["pid"] == started["pid"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "musicstream", "--database-url", db.conninfo, "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    status = json.loads(shown.stdout)["watcher"]
+    assert status["running"] and status["pid"] == started["pid"] and status["paths"] == [str(folder)]
+    assert {"last_run_id", "lag_seconds", "files_waiting"} <= set(status)
     assert first.stop() == 0
 
 
