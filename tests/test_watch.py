@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import queue
+import random
 import shutil
 import signal
 import subprocess
@@ -338,6 +339,41 @@ def test_killed_mid_batch_then_restarted_equals_one_load(
         again.wait_for(lambda e: e["event"] == "batch", "the batch that completes the tables")
     assert again.stop() == 0
     assert rows(db, "SELECT count(*) FROM etl_runs WHERE status = 'running'") == [(0,)]
+
+
+def test_killed_at_random_moments_while_files_drip(
+    db: Database, tmp_path: Path, watchers: list[Watcher], one_load: Any
+) -> None:
+    """Files land (`generate --drip`) while watchers are started and killed with SIGKILL at random moments; the
+    last one, left to finish, ends with the tables of one load of every file."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    drip_options = ["--rate", "600", "--file-events", "300", "--files", "12", "--users", "50", "--songs", "20"]
+    drip = subprocess.Popen(
+        [sys.executable, "-m", "musicstream", "generate", "--drip", *drip_options, str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        rng = random.Random(32)
+        for _ in range(3):
+            watcher = Watcher(db, folder)
+            watchers.append(watcher)
+            watcher.wait_for(lambda e: e["event"] == "started", "start")
+            time.sleep(rng.uniform(0.3, 2.0))
+            watcher.proc.kill()
+            watcher.proc.wait(timeout=WAIT)
+        assert drip.wait(timeout=WAIT) == 0
+    finally:
+        drip.kill()
+        drip.wait()
+    last = Watcher(db, folder)
+    watchers.append(last)
+    expected = one_load([folder])
+    while snapshot(db) != expected:
+        last.wait_for(lambda e: e["event"] == "batch", "the batch that completes the tables")
+    assert last.stop() == 0
+    assert rows(db, "SELECT count(*) FROM loaded_files") == [(32,)]
 
 
 def _status(db: Database) -> dict[str, Any] | None:
