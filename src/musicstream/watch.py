@@ -58,7 +58,7 @@ from musicstream.errors import (
     MusicstreamError,
     SchemaError,
 )
-from musicstream.extract.files import in_hidden_folder, is_url, walk_inputs
+from musicstream.extract.files import is_url, walk_inputs, walk_url
 from musicstream.load.state import LoadOptions
 from musicstream.load.stats import LoadResult
 
@@ -218,21 +218,9 @@ def list_inputs(paths: Sequence[str]) -> dict[str, Stat]:
 
 
 def _list_url(url: str) -> Iterator[tuple[str, Stat]]:
-    from musicstream.extract.files import _filesystem, _is_input
-
-    fs, protocol = _filesystem(url)
-    try:
-        listing = fs.find(url, detail=True)  # type: ignore[attr-defined]
-    except Exception as exc:  # fsspec back ends raise their own types
-        raise InputError(f"cannot list {url}: {exc}. Check the URL and the AWS_* variables") from None
-    root = url.split("://", 1)[1].rstrip("/")
-    for key, info in listing.items():
-        name = key.rsplit("/", 1)[-1]
-        if info.get("type") != "file" or not _is_input(name) or in_hidden_folder(key[len(root) :]):
-            continue
-        modified = info.get("LastModified") or info.get("mtime")
-        stamp = int(modified.timestamp() * 1e9) if hasattr(modified, "timestamp") else None
-        yield f"{protocol}://{key}", (int(info.get("size") or 0), stamp)
+    for path, size, mtime_ns, _ in walk_url(url):
+        if path is not None:
+            yield path, (size, mtime_ns)
 
 
 class _FileEvents:
@@ -300,6 +288,7 @@ class Watcher:
         self.conn: psycopg.Connection[Any] | None = None
         self.database_up: bool | None = None
         self.alone: set[str] = set()  # files of a failed batch, now read one per batch
+        self.untimed: dict[str, tuple[int, str]] = {}  # manifest entries without a trusted time: size, SHA-256
         self.batches = 0
         self.started = False
         self.last: dict[str, Any] = {}
@@ -343,6 +332,8 @@ class Watcher:
                 continue
             now = time.monotonic()
             listing = list_inputs(self.paths)
+            if self.untimed:
+                self._verify_untimed(listing)
             ready, due = self.settler.observe(listing, now)
             if self.options.once and first:  # a second listing, ``settle`` later, decides what has settled
                 first = False
@@ -382,9 +373,9 @@ class Watcher:
     def _batch(self, ready: list[str]) -> None:
         batch = self._take(ready)
         newest = max((self.settler.pending[p].stat[1] or 0) for p in batch)
-        self.in_batch = True
         self._publish(state="loading", force=True)
         try:
+            self.in_batch = True
             result = run_load(self.db, batch, self.load_options)
         except Stopped:
             self.stopping = "SIGTERM"
@@ -464,6 +455,8 @@ class Watcher:
     _backoff = 1.0
 
     def _down(self, why: str) -> None:
+        if self.options.once:  # from cron: say why and fail; the next run tries again
+            raise DatabaseError(f"the database cannot be reached or take a batch: {why}")
         if self.conn is not None:
             with contextlib.suppress(Exception):
                 self.conn.close()
@@ -502,7 +495,7 @@ class Watcher:
     def _read_manifest(self, conn: psycopg.Connection[Any]) -> None:
         """What the manifest holds under the watched paths becomes known. A file loaded within a moment of its
         last change has no trusted modification time there yet (``engines/local.py`` ``RECENT_NS``): when its
-        size is the same, its SHA-256 decides, as it would in a run, without starting one."""
+        size is the same, its SHA-256 decides, as it would in a run, without starting one (``_verify_untimed``)."""
         prefixes = []
         for given in self.paths:
             real = given if is_url(given) else os.path.realpath(given)
@@ -512,21 +505,28 @@ class Watcher:
             "WHERE EXISTS (SELECT FROM unnest(%s::text[]) AS p (prefix) WHERE starts_with(path, p.prefix))",
             (prefixes,),
         )
-        untimed: list[tuple[str, int, str]] = []
         for path, size, mtime_ns, sha in known:
             if path in self.settler.pending:
                 continue
-            if mtime_ns is None and not is_url(path):
-                untimed.append((path, int(size), sha))
+            if mtime_ns is None:
+                self.untimed[path] = (int(size), sha)
             else:
-                self.settler.known[path] = (int(size), None if mtime_ns is None else int(mtime_ns))
-        for path, size, sha in untimed:
+                self.settler.known[path] = (int(size), int(mtime_ns))
+
+    def _verify_untimed(self, listing: dict[str, Stat]) -> None:
+        """Manifest entries without a trusted time, listed with the same size: the SHA-256 of what is there now
+        decides whether the manifest's entry is this file (read once, when the watcher starts)."""
+        for path, (size, sha) in list(self.untimed.items()):
+            del self.untimed[path]
+            stat = listing.get(path)
+            if stat is None or stat[0] != size or path in self.settler.pending:
+                continue
             try:
-                stat = os.stat(path)
+                same = digest(DigestTask(path)).digest == sha
             except OSError:
                 continue
-            if stat.st_size == size and digest(DigestTask(path)).digest == sha:
-                self.settler.known[path] = (stat.st_size, stat.st_mtime_ns)
+            if same:
+                self.settler.known[path] = stat
 
     def _publish(self, state: str = "watching", force: bool = False, start: bool = False) -> None:
         """Write the watcher's row (what ``status`` shows): at the start, around batches, when the files waiting

@@ -105,21 +105,34 @@ def in_hidden_folder(relative: str) -> bool:
 
 
 def _discover_url(url: str, found: list[InputFile]) -> None:
+    listed = False
+    for path, size, mtime_ns, kind in walk_url(url):
+        listed = True
+        if path is not None:
+            found.append(InputFile(path, kind or _sniff(path), size, mtime_ns))
+    if not listed:
+        raise InputError(f"input path not found (or empty): {url}")
+
+
+def walk_url(url: str) -> Iterator[tuple[str | None, int, int | None, Kind | None]]:
+    """The input objects under an object-storage prefix, as ``walk_inputs`` gives local files: each URL, size,
+    last-modified time (ns; S3 keeps whole seconds, and a load trusts a time only once it is two seconds old) and
+    kind (None when only its bytes can tell). Every object listed yields, inputs or not (those with a path of None),
+    so that a prefix with no objects at all can be told from one holding other files."""
     fs, protocol = _filesystem(url)
     try:
         listing = fs.find(url, detail=True)  # type: ignore[attr-defined]
     except Exception as exc:  # fsspec back ends raise their own types (botocore's among them)
         raise InputError(f"cannot list {url}: {exc}. Check the URL and the AWS_* variables") from None
-    if not listing:
-        raise InputError(f"input path not found (or empty): {url}")
     root = url.split("://", 1)[1].rstrip("/")
     for key, info in sorted(listing.items()):
         name = key.rsplit("/", 1)[-1]
         if info.get("type") != "file" or not _is_input(name) or in_hidden_folder(key[len(root) :]):
+            yield None, 0, None, None
             continue
-        path = f"{protocol}://{key}"
-        kind = kind_of_path(Path(key)) or _sniff(path)
-        found.append(InputFile(path, kind, int(info.get("size") or 0)))
+        modified = info.get("LastModified") or info.get("mtime")
+        mtime_ns = int(modified.timestamp() * 1_000_000) * 1000 if hasattr(modified, "timestamp") else None
+        yield f"{protocol}://{key}", int(info.get("size") or 0), mtime_ns, kind_of_path(Path(key))
 
 
 def walk_inputs(root: str) -> Iterator[tuple[str, int, int | None, Kind | None]]:
