@@ -13,8 +13,10 @@ Method. An embedded PostgreSQL of its own is filled with the base data set (`ben
    their plays are new) land one at a time, each copied under a temporary name and renamed into place, the next
    when the previous one is committed. A file's freshness is its run's commit time (`etl_runs.finished_at`, set
    in the run's transaction just before the commit) minus the moment it landed (after the rename): p50, p95, max.
-2. the empty poll: the watcher's own listing and settle step (`watch.py` `list_inputs`, `Settler.observe`) on the
-   watched folder, all of whose files are loaded, timed in this process; it asks nothing of the database.
+2. the empty poll: the watcher's own listing and settle step (`watch.py` `Lister.poll`, `Settler.observe`) on the
+   watched folder, all of whose files are loaded, and on the base data set's folder (its 10,000 song files at 1M),
+   timed in this process, between full listings (OS file events report nothing) and as a full listing; it asks
+   nothing of the database.
 3. sustained rate: files of ``--sustain-file-events`` events land at ``--rate`` events a second for ``--sustain``
    seconds; the rate the watcher committed, and whether the lag grew (the median freshness of the last third of
    the files against the first third).
@@ -47,7 +49,7 @@ sys.path.insert(0, str(HERE))
 from bench import Embedded, dataset  # noqa: E402
 
 from musicstream.generate.drip import drip  # noqa: E402
-from musicstream.watch import Settler, list_inputs  # noqa: E402
+from musicstream.watch import Lister, Settler  # noqa: E402
 
 SETTLE = 0.2
 
@@ -168,18 +170,27 @@ def one_file_costs(server: Embedded, source: Path, folder: Path) -> dict[str, An
 
 
 def empty_poll(folder: Path, repeats: int = 200) -> dict[str, Any]:
+    """A poll that finds nothing new, as the watcher makes it (`Lister.poll`, `Settler.observe`), every file
+    loaded: between full listings with OS file events (nothing reported), and as a full listing (at the start,
+    every minute, and every poll where file events do not work). Neither asks anything of the database."""
     settler = Settler(SETTLE)
-    listing = list_inputs([str(folder)])
+    lister = Lister([str(folder)])
+    lister.events = True
+    listing = lister.poll(0.0)
     settler.observe(listing, 0.0)
     settler.observe(listing, 10.0)
     settler.loaded(list(settler.pending))
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        ready, _ = settler.observe(list_inputs([str(folder)]), 20.0)
-        times.append(time.perf_counter() - started)
-        assert not ready
-    return {"files_listed": len(listing), "ms": summary(times, 1000)}
+    figures: dict[str, Any] = {"files_listed": len(listing)}
+    for mode, full in (("with_file_events_ms", False), ("full_listing_ms", True)):
+        times = []
+        for number in range(repeats):
+            lister.listed_at = None if full else 20.0
+            started = time.perf_counter()
+            ready, _ = settler.observe(lister.poll(20.0 + number / 1000, settler.pending), 20.0)
+            times.append(time.perf_counter() - started)
+            assert not ready
+        figures[mode] = summary(times, 1000)
+    return figures
 
 
 def sustained(server: Embedded, staged: list[Path], folder: Path, rate: float, file_events: int) -> dict[str, Any]:
@@ -257,7 +268,9 @@ def main() -> None:
         costs = one_file_costs(server, staged[-1], watched)
         print(f"one more file by `load`: {costs}", flush=True)
         poll = empty_poll(watched.parent)
-        print(f"empty poll over {poll['files_listed']} files: {poll['ms']} ms", flush=True)
+        print(f"empty poll over {poll['files_listed']} files: {poll}", flush=True)
+        big = empty_poll(base, repeats=20)
+        print(f"empty poll over the base data set's {big['files_listed']} files: {big}", flush=True)
         paced_folder = work / "watched2" / "log_data"
         paced_folder.mkdir(parents=True)
         sustain = sustained(server, paced, paced_folder, args.rate, args.sustain_file_events)
@@ -273,6 +286,7 @@ def main() -> None:
             "freshness": {**fresh, "file_events": args.file_events},
             "one_file_load": costs,
             "empty_poll": poll,
+            "empty_poll_base_folder": big,
             "sustained": {**sustain, "file_events": args.sustain_file_events, "rate_offered": args.rate},
         }
         args.out.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from musicstream import run_load
 from musicstream.config import Settings
 from musicstream.db.connection import Database
 from musicstream.status import watcher_status
-from musicstream.watch import Settler, gzip_complete, list_inputs
+from musicstream.watch import Lister, Settler, gzip_complete, list_inputs
 from test_order_independence import snapshot
 
 DAYS = UDACITY / "log_data" / "2018" / "11"
@@ -99,6 +99,44 @@ def test_a_gzip_file_waits_until_its_stream_is_complete(tmp_path: Path) -> None:
     settler.observe(list_inputs([str(tmp_path)]), now=20.0)
     assert settler.observe(list_inputs([str(tmp_path)]), now=79.0)[0] == []
     assert settler.observe(list_inputs([str(tmp_path)]), now=80.5)[0] == [str(target)]
+
+
+def test_between_full_listings_only_what_changed_is_looked_at(tmp_path: Path) -> None:
+    """With OS file events, a poll looks again only at the paths they reported (and the files settling), by the
+    same rules as a full listing; a folder that appears, or the time for a full listing, lists everything."""
+    root = tmp_path / "in"
+    logs = root / "log_data"
+    logs.mkdir(parents=True)
+    (logs / "a.json").write_text("{}\n")
+    lister = Lister([str(root)], full_every=60.0)
+    lister.events = True
+    assert list(lister.poll(0.0)) == [str(logs / "a.json")]
+    (logs / "b.json").write_text("{}\n")
+    (logs / "b.json.tmp").write_text("{}\n")
+    (logs / ".c.json").write_text("{}\n")
+    assert list(lister.poll(1.0)) == [str(logs / "a.json")]  # nothing reported: nothing looked at
+    lister.changed([str(logs / "b.json"), str(logs / "b.json.tmp"), str(logs / ".c.json")])
+    assert sorted(lister.poll(2.0)) == [str(logs / "a.json"), str(logs / "b.json")]
+    (logs / "a.json").write_text("{}\n{}\n")
+    assert lister.poll(3.0, settling=[str(logs / "a.json")])[str(logs / "a.json")][0] == 6  # settling: looked at
+    (logs / "b.json").unlink()
+    lister.changed([str(logs / "b.json")])
+    assert list(lister.poll(4.0)) == [str(logs / "a.json")]
+    (logs / ".hidden").mkdir()
+    (logs / ".hidden" / "d.json").write_text("{}\n")
+    lister.changed([str(logs / ".hidden" / "d.json")])
+    assert list(lister.poll(5.0)) == [str(logs / "a.json")]
+    (logs / "day").mkdir()
+    (logs / "day" / "e.json").write_text("{}\n")
+    (logs / "f.json").write_text("{}\n")  # not reported: the full listing finds it
+    lister.changed([str(logs / "day")])
+    assert sorted(lister.poll(6.0)) == sorted(map(str, [logs / "a.json", logs / "day" / "e.json", logs / "f.json"]))
+    (logs / "g.json").write_text("{}\n")
+    assert str(logs / "g.json") not in lister.poll(7.0)
+    assert str(logs / "g.json") in lister.poll(66.0)  # a full listing every full_every seconds
+    lister.events = False  # no events: every poll is a full listing
+    (logs / "h.json").write_text("{}\n")
+    assert str(logs / "h.json") in lister.poll(67.0)
 
 
 # --- the watcher as a process, against PostgreSQL

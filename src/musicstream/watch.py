@@ -37,7 +37,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ from musicstream.errors import (
     MusicstreamError,
     SchemaError,
 )
-from musicstream.extract.files import is_url, walk_inputs, walk_url
+from musicstream.extract.files import input_at, is_url, walk_inputs, walk_url
 from musicstream.load.state import LoadOptions
 from musicstream.load.stats import LoadResult
 
@@ -83,7 +83,8 @@ class WatchOptions:
     ``settle``: seconds a file's size and modification time must stay the same before it is read; ``interval``:
     the longest pause between two listings (file events wake the watcher sooner); ``once``: load what has settled
     and return (for cron); ``batch_files``/``batch_bytes``: the most one batch reads (at least one file);
-    ``file_events``: use OS file events where they work; ``gzip_grace``: how long a truncated gzip file is held
+    ``file_events``: use OS file events where they work (between full listings every ``full_every`` seconds, only
+    what they report is looked at again); ``gzip_grace``: how long a truncated gzip file is held
     back; ``backoff_max``: the longest pause between attempts to reach the database; ``load``: the runs' options
     (``allow_empty`` is always on: a batch of rejects only is recorded, not an error).
     """
@@ -97,6 +98,7 @@ class WatchOptions:
     gzip_grace: float = 60.0
     backoff_max: float = 30.0
     heartbeat: float = 5.0
+    full_every: float = 60.0
     load: LoadOptions = field(default_factory=LoadOptions)
 
 
@@ -217,6 +219,62 @@ def list_inputs(paths: Sequence[str]) -> dict[str, Stat]:
     return found
 
 
+class Lister:
+    """The watched paths' listing, kept up to date: a full listing (``list_inputs``) at the start, whenever a
+    folder appears or events are not working, and every ``full_every`` seconds; between them, only the paths the
+    OS reported changed (``changed``), and the files still settling, are looked at again. So a poll that finds
+    nothing new costs little however many files the folders hold."""
+
+    def __init__(self, paths: Sequence[str], full_every: float = 60.0) -> None:
+        self.paths = list(paths)
+        self.roots = sorted((os.path.realpath(p) for p in paths if not is_url(p)), key=len, reverse=True)
+        self.full_every = full_every
+        self.listing: dict[str, Stat] = {}
+        self.listed_at: float | None = None
+        self._changed: set[str] = set()
+        self._lock = threading.Lock()
+        self.events = False  # set while OS file events arrive (the events thread says so)
+
+    def changed(self, paths: Iterable[str]) -> None:
+        with self._lock:
+            self._changed.update(paths)
+
+    def poll(self, now: float, settling: Iterable[str] = ()) -> dict[str, Stat]:
+        with self._lock:
+            changed, self._changed = self._changed, set()
+        full = (
+            not self.events
+            or self.listed_at is None
+            or now - self.listed_at >= self.full_every
+            or any(os.path.isdir(p) for p in changed)  # a folder appeared (or was renamed in): walk it all
+        )
+        if full:
+            self.listing = list_inputs(self.paths)
+            self.listed_at = now
+            return self.listing
+        for path in {*changed, *settling}:
+            self._look(path)
+        return self.listing
+
+    def _look(self, path: str) -> None:
+        root = next((r for r in self.roots if path == r or path.startswith(r.rstrip(os.sep) + os.sep)), None)
+        if root is None:
+            return
+        if path == root:  # a watched file, named itself
+            try:
+                stat = os.stat(path)
+                self.listing[path] = (stat.st_size, stat.st_mtime_ns)
+            except OSError:
+                self.listing.pop(path, None)
+            return
+        found = input_at(root, path)
+        if found is None:
+            self.listing.pop(path, None)
+            return
+        real, size, mtime_ns = found
+        self.listing[real] = (size, mtime_ns)
+
+
 def _list_url(url: str) -> Iterator[tuple[str, Stat]]:
     for path, size, mtime_ns, _ in walk_url(url):
         if path is not None:
@@ -224,25 +282,24 @@ def _list_url(url: str) -> Iterator[tuple[str, Stat]]:
 
 
 class _FileEvents:
-    """A thread that wakes the watcher when the OS reports a change under the watched folders (watchfiles)."""
+    """A thread that hands the OS's change reports for the watched folders (watchfiles) to the lister, and wakes
+    the watcher."""
 
-    def __init__(self, roots: Sequence[str], wake: threading.Event) -> None:
+    def __init__(self, lister: Lister, wake: threading.Event) -> None:
         self.stop = threading.Event()
-        self.working = False
         self.thread: threading.Thread | None = None
-        local = [os.path.realpath(p) for p in roots if not is_url(p)]
-        if not local:
+        if not lister.roots:
             return
         try:
             import watchfiles
         except ImportError:
             return
-        self.working = True
+        lister.events = True
 
         def follow() -> None:
             try:
-                for _ in watchfiles.watch(
-                    *local,
+                for changes in watchfiles.watch(
+                    *lister.roots,
                     watch_filter=None,
                     debounce=50,
                     step=10,
@@ -250,13 +307,18 @@ class _FileEvents:
                     rust_timeout=500,
                     raise_interrupt=False,
                 ):
+                    lister.changed(path for _, path in changes)
                     wake.set()
             except Exception as exc:  # no inotify (a limit reached, a file system without events): listing only
-                self.working = False
                 log.info("file events unavailable (%s): listing only", exc)
+            lister.events = False
 
         self.thread = threading.Thread(target=follow, name="musicstream-watch-events", daemon=True)
         self.thread.start()
+
+    @property
+    def working(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
 
     def close(self) -> None:
         self.stop.set()
@@ -282,6 +344,7 @@ class Watcher:
         self.load_options = replace(self.options.load, allow_empty=True)
         self.on_event = on_event or (lambda event: None)
         self.settler = Settler(self.options.settle, self.options.gzip_grace)
+        self.lister = Lister(self.paths, self.options.full_every)
         self.wake = threading.Event()
         self.stopping: str | None = None
         self.in_batch = False
@@ -301,7 +364,7 @@ class Watcher:
         """Watch until stopped (SIGTERM, or ``stop``), or, with ``once``, until what has settled is loaded.
         Returns the number of batches committed."""
         previous = self._signals()
-        events = _FileEvents(self.paths, self.wake) if self.options.file_events and not self.options.once else None
+        events = _FileEvents(self.lister, self.wake) if self.options.file_events and not self.options.once else None
         reason = "error"
         try:
             self._attach()
@@ -331,7 +394,7 @@ class Watcher:
             if self.conn is None and not self._attach_again():
                 continue
             now = time.monotonic()
-            listing = list_inputs(self.paths)
+            listing = self.lister.poll(now, self.settler.pending)
             if self.untimed:
                 self._verify_untimed(listing)
             ready, due = self.settler.observe(listing, now)
@@ -655,4 +718,14 @@ def watch(
     return Watcher(db, paths, options, on_event).run()
 
 
-__all__ = ["Settler", "Stopped", "WatchError", "WatchOptions", "Watcher", "gzip_complete", "list_inputs", "watch"]
+__all__ = [
+    "Lister",
+    "Settler",
+    "Stopped",
+    "WatchError",
+    "WatchOptions",
+    "Watcher",
+    "gzip_complete",
+    "list_inputs",
+    "watch",
+]

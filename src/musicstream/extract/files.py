@@ -149,14 +149,30 @@ def walk_inputs(root: str) -> Iterator[tuple[str, int, int | None, Kind | None]]
             if not _is_input(name):
                 continue
             path = os.path.join(folder, name)
-            real = _real(path) if os.path.islink(path) else path  # resolving every path costs 0.07 ms each
-            try:
-                stat = os.stat(real)
-                size, mtime_ns = stat.st_size, stat.st_mtime_ns
-            except OSError:
-                size, mtime_ns = 0, None  # a dangling link or unreadable entry: reading it will record why
+            real, size, mtime_ns = _stat_input(path)
             kind = folder_kind or (_folder_kind(os.path.dirname(real)) if real != path else None)
             yield real, size, mtime_ns, kind
+
+
+def _stat_input(path: str) -> tuple[str, int, int | None]:
+    """A listed input's real path, size and modification time."""
+    real = _real(path) if os.path.islink(path) else path  # resolving every path costs 0.07 ms each
+    try:
+        stat = os.stat(real)
+        return real, stat.st_size, stat.st_mtime_ns
+    except OSError:
+        return real, 0, None  # a dangling link or unreadable entry: reading it will record why
+
+
+def input_at(root: str, path: str) -> tuple[str, int, int | None] | None:
+    """One path under the real folder ``root`` as ``walk_inputs(root)`` would list it now (its real path, size and
+    modification time), or None when it would not: gone, a folder, not an input's name, under a hidden folder."""
+    relative = os.path.relpath(path, root)
+    if relative.startswith(os.pardir) or in_hidden_folder(relative.replace(os.sep, "/")):
+        return None
+    if not _is_input(os.path.basename(path)) or not os.path.lexists(path) or os.path.isdir(path):
+        return None
+    return _stat_input(path)
 
 
 def discover(paths: Iterable[str | Path]) -> list[InputFile]:
