@@ -445,7 +445,8 @@ class Watcher:
             return
         except (SchemaError, ConfigError, EngineError):
             raise
-        except InputError:  # a file went between the listing and the run: the next listing says what is there
+        except InputError:  # a file went between the listing and the run: a full listing says what is there
+            self.lister.listed_at = None
             return
         except (MusicstreamError, psycopg.Error) as exc:
             self._failed(batch, exc)
