@@ -269,8 +269,14 @@ def test_a_user_without_a_name_is_unknown_and_keeps_the_play(db: Database, tmp_p
     ]
 
 
+def back_to_version_13(conn: psycopg.Connection[Any]) -> None:
+    """The schema as migration 13 left it: no watcher table."""
+    conn.execute("DROP TABLE watcher; DELETE FROM schema_migrations WHERE version = 15")
+
+
 def back_to_version_12(conn: psycopg.Connection[Any]) -> None:
     """The schema as migration 12 left it: no run_files (each run's files), no loader's pids in etl_runs."""
+    back_to_version_13(conn)
     conn.execute(
         """DROP TABLE run_files;
            ALTER TABLE etl_runs DROP COLUMN pid, DROP COLUMN backend_pid;
@@ -366,7 +372,7 @@ def test_migration_brings_a_loaded_database_to_the_model(db: Database, udacity: 
                 sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier("sparkify", view), sql.Identifier(analyst))
             )
         conn.execute("UPDATE users SET first_name = NULL, last_name = NULL WHERE user_id = 2")
-        assert migrate(conn, rebuild) == [7, 8, 9, 10, 11, 12, 13]
+        assert migrate(conn, rebuild) == [7, 8, 9, 10, 11, 12, 13, 15]
         # the runs before migration 13: their files as the manifest holds them
         assert conn.execute("SELECT count(*) FROM run_files").fetchone() == (101,)
         granted = conn.execute(

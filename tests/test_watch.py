@@ -195,7 +195,13 @@ class Watcher:
     def stop(self, how: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(how)
-        code = self.proc.wait(timeout=WAIT)
+        try:
+            code = self.proc.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.close()
+            said = f"events {self.seen}; stderr {self.err}"
+            raise AssertionError(f"still running {WAIT} s after {how!r}; {said}") from None
         self.close()
         while not self.events.empty():
             self.seen.append(self.events.get())
@@ -424,7 +430,7 @@ def test_sigterm_finishes_the_batch_and_ctrl_c_rolls_it_back(
 ) -> None:
     folder = tmp_path / "in" / "log_data"
     _drop(_day("26"), folder / "26.json")
-    pause = {"MUSICSTREAM_PAUSE_AT": "merge:insert_plays", "MUSICSTREAM_PAUSE_SECONDS": "2"}
+    pause = {"MUSICSTREAM_PAUSE_AT": "merge:insert_plays", "MUSICSTREAM_PAUSE_SECONDS": "5"}
     term = Watcher(db, folder.parent, env={**pause, "MUSICSTREAM_PAUSE_FILE": str(tmp_path / "term")})
     watchers.append(term)
     _wait_file(tmp_path / "term")
