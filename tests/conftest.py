@@ -237,6 +237,7 @@ def pg15() -> Iterator[dict[str, Any]]:
         capture_output=True,
     )
     log = base / "log"
+    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base}"
     subprocess.run(
         [
             *as_user,
@@ -247,7 +248,7 @@ def pg15() -> Iterator[dict[str, Any]]:
             str(log),
             "-w",
             "-o",
-            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base}",
+            options,
             "start",
         ],
         check=True,
@@ -263,6 +264,20 @@ def pg15() -> Iterator[dict[str, Any]]:
                 capture_output=True,
             )
 
+        def stop() -> None:
+            subprocess.run(
+                [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"],
+                check=True,
+                capture_output=True,
+            )
+
+        def start() -> None:
+            subprocess.run(
+                [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o", options, "start"],
+                check=True,
+                capture_output=True,
+            )
+
         yield {
             "host": "127.0.0.1",
             "port": port,
@@ -270,6 +285,8 @@ def pg15() -> Iterator[dict[str, Any]]:
             "password": PG15_PASSWORD,
             "url": url,
             "restart": restart,
+            "stop": stop,
+            "start": start,
         }
     finally:
         subprocess.run(

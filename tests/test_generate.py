@@ -359,3 +359,34 @@ def test_output_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
     target.write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
         generate(target, users=1, days=1, songs=1)
+
+
+def test_drip_lands_whole_files_over_time(tmp_path: Path) -> None:
+    """`generate --drip`: the song files at once, then log files of the chosen size, each renamed into place (no
+    temporary file left), in time order, with sessions numbered apart from a sample's."""
+    from musicstream.generate.drip import FIRST_SESSION, Landed, drip
+
+    landed: list[Landed] = []
+    stats = drip(tmp_path, rate=50_000, file_events=400, files=4, users=50, songs=5, on_file=landed.append)
+    assert (stats.song_files, stats.log_files, stats.events) == (5, 4, 1600)
+    assert len(list((tmp_path / "song_data").rglob("*.json"))) == 5
+    logs = sorted((tmp_path / "log_data").rglob("*"))
+    assert not [p for p in logs if p.name.endswith(".tmp")]
+    assert [f.path for f in landed] == sorted(f.path for f in landed)
+    assert [f.landed_at for f in landed] == sorted(f.landed_at for f in landed)
+    events = [json.loads(line) for f in landed for line in f.path.read_text().splitlines()]
+    assert len(events) == 1600 and all(f.events == 400 for f in landed)
+    assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
+    assert min(e["sessionId"] for e in events) >= FIRST_SESSION
+    again = tmp_path / "again"
+    drip(again, rate=50_000, file_events=400, files=4, users=50, songs=5)
+    assert [p.read_bytes() for p in sorted((again / "log_data").rglob("*.json"))] == [
+        f.path.read_bytes() for f in landed
+    ]
+
+
+def test_drip_stops_after_its_seconds(tmp_path: Path) -> None:
+    from musicstream.generate.drip import drip
+
+    stats = drip(tmp_path, rate=1000, file_events=100, seconds=0.5, users=20, songs=1)
+    assert stats.log_files == 5  # files land at 0, 0.1, ... 0.4 s; the one due at 0.5 s is not written

@@ -269,8 +269,14 @@ def test_a_user_without_a_name_is_unknown_and_keeps_the_play(db: Database, tmp_p
     ]
 
 
+def back_to_version_14(conn: psycopg.Connection[Any]) -> None:
+    """The schema as migration 14 left it: no watcher table."""
+    conn.execute("DROP TABLE watcher; DELETE FROM schema_migrations WHERE version = 15")
+
+
 def back_to_version_13(conn: psycopg.Connection[Any]) -> None:
     """The schema as migration 13 left it: no table of the repairs of names."""
+    back_to_version_14(conn)
     conn.execute(
         """DROP VIEW name_repairs;
            DROP TABLE name_repairs_by_file;
@@ -376,7 +382,7 @@ def test_migration_brings_a_loaded_database_to_the_model(db: Database, udacity: 
                 sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier("sparkify", view), sql.Identifier(analyst))
             )
         conn.execute("UPDATE users SET first_name = NULL, last_name = NULL WHERE user_id = 2")
-        assert migrate(conn, rebuild) == [7, 8, 9, 10, 11, 12, 13, 14]
+        assert migrate(conn, rebuild) == [7, 8, 9, 10, 11, 12, 13, 14, 15]
         # the runs before migration 13: their files as the manifest holds them
         assert conn.execute("SELECT count(*) FROM run_files").fetchone() == (101,)
         granted = conn.execute(

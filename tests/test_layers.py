@@ -93,6 +93,15 @@ def test_no_engine_reaches_into_the_run() -> None:
 # report or the command line.
 FOUNDATION = {"errors", "rules", "faults", "memory", "config"}
 OPERATOR = {"checks", "status", "ops", "queries", "export"}
+# The services: they run loads through the library's door (api), over time; never a report or the command line.
+SERVICE = {"watch"}
+
+
+@pytest.mark.parametrize("module", sorted(SERVICE))
+def test_services_run_loads_through_the_door(module: str) -> None:
+    used = imported(PACKAGE / f"{module}.py")
+    assert {layer_of(name) for name in used} & {"report", "cli"} == set()
+    assert not {name for name in used if name.startswith(("musicstream.load.pipeline", "musicstream.load.merge"))}
 
 
 @pytest.mark.parametrize("module", sorted(FOUNDATION | OPERATOR))
@@ -107,4 +116,4 @@ def test_every_top_level_module_has_a_layer() -> None:
     command line is a package)."""
     doors = {"__init__", "__main__", "api"}
     found = {p.stem for p in PACKAGE.glob("*.py")}
-    assert found - FOUNDATION - OPERATOR - doors == set()
+    assert found - FOUNDATION - OPERATOR - SERVICE - doors == set()

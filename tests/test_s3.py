@@ -91,3 +91,34 @@ def test_hidden_folders_are_skipped_like_on_disk(s3_env: dict[str, str], tmp_pat
     url = upload_tree(s3_env, tmp_path, "hidden", "in")
     assert [f.path for f in discover([url])] == ["s3://hidden/in/log_data/day.json"]
     assert [Path(f.path).name for f in discover([tmp_path])] == ["day.json"]
+
+
+def test_watch_once_loads_an_s3_prefix_and_then_only_what_is_new(
+    db: Database, udacity: Path, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`watch --once s3://…` lists the prefix (sizes and last-modified times), loads what has settled, and on the
+    next run finds nothing new until an object is added."""
+    first = tmp_path / "first" / "log_data"
+    first.mkdir(parents=True)
+    day = udacity / "log_data" / "2018" / "11"
+    (first / "a.json").write_bytes((day / "2018-11-05-events.json").read_bytes())
+    url = upload_tree(s3_env, first.parent, "watched", "in")
+    command = [sys.executable, "-m", "musicstream", "watch", "--once", "--settle", "0.2", "--json", url]
+    env = {**os.environ, "MUSICSTREAM_DATABASE_URL": db.conninfo}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    batches = [e for e in map(json.loads, done.stdout.splitlines()) if e["event"] == "batch"]
+    assert [b["files"] for b in batches] == [1] and batches[0]["plays_added"] > 0
+    again = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0 and '"batch"' not in again.stdout
+    second = tmp_path / "second" / "log_data"
+    second.mkdir(parents=True)
+    (second / "b.json").write_bytes((day / "2018-11-06-events.json").read_bytes())
+    upload_tree(s3_env, second.parent, "watched", "in")
+    third = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    batches = [e for e in map(json.loads, third.stdout.splitlines()) if e["event"] == "batch"]
+    assert [b["files"] for b in batches] == [1]
+    assert rows(db, "SELECT path FROM loaded_files ORDER BY 1") == [
+        ("s3://watched/in/log_data/a.json",),
+        ("s3://watched/in/log_data/b.json",),
+    ]

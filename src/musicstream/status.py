@@ -8,6 +8,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from musicstream.db.bulk import WATCH_LOCK, lock_holders
 from musicstream.db.schema import STAR_TABLES, current_version, latest_version, settle
 
 
@@ -45,4 +46,30 @@ def database_status(conn: psycopg.Connection[Any], runs: int = 5) -> dict[str, A
             (runs,),
         )
         status["recent_runs"] = cur.fetchall()
+    status["watcher"] = watcher_status(conn)
     return status
+
+
+def watcher_status(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+    """The watcher (``musicstream watch``) of this database: whether it runs (it holds the watcher lock), its
+    process, its last batch, its lag (how long the oldest file waiting has waited, 0 when none waits) and the
+    files waiting, as it last wrote them. None when no watcher ever ran here."""
+    exists = conn.execute("SELECT to_regclass('public.watcher') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return None
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            """SELECT pid, host, backend_pid, paths, started_at, seen_at, state, files_waiting, bytes_waiting,
+                      CASE WHEN files_waiting > 0 AND oldest_waiting IS NOT NULL
+                           THEN round(greatest(extract(epoch FROM now() - oldest_waiting), 0), 1) ELSE 0 END
+                        AS lag_seconds,
+                      oldest_waiting, last_run_id, last_batch_at, last_batch_files,
+                      round(last_batch_lag::numeric, 2) AS last_batch_lag, batches, stopped_at
+               FROM watcher"""
+        ).fetchone()
+    if row is None:
+        return None
+    row["running"] = row.pop("backend_pid") in lock_holders(conn, WATCH_LOCK)
+    if not row["running"] and row["state"] != "stopped":
+        row["state"] = "gone"  # it stopped without saying so (killed, or its database connection was lost)
+    return row

@@ -168,7 +168,70 @@ def status_tables(status: dict[str, Any]) -> list[Table | Group]:
         counts.add_row("[dim]inferred artists", f"[dim]{status['inferred_artists']:,}")
         counts.add_row("files in manifest", f"{status['files_loaded']:,}")
         counts.add_row("rejects kept", f"{status['rejects']:,}")
-    return [counts, runs_table(status["recent_runs"], "Recent runs")]
+    shown: list[Table | Group] = [counts]
+    if status.get("watcher"):
+        shown.append(watcher_table(status["watcher"]))
+    return [*shown, runs_table(status["recent_runs"], "Recent runs")]
+
+
+def watcher_table(watcher: dict[str, Any]) -> Table:
+    """The watcher's row of `status`: running or not, its process, its last batch, its lag, the files waiting."""
+    table = Table(title="Watcher", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    if watcher["running"]:
+        state = f"[green]running[/] ({watcher['state']}), pid {watcher['pid']} on {watcher['host']}"
+    elif watcher["state"] == "stopped":
+        state = f"stopped at {watcher['stopped_at']:%Y-%m-%d %H:%M:%S} (was pid {watcher['pid']} on {watcher['host']})"
+    else:
+        state = f"[red]not running[/]: pid {watcher['pid']} on {watcher['host']} stopped without saying (killed?)"
+    table.add_row("state", state)
+    table.add_row("watching", ", ".join(watcher["paths"]))
+    table.add_row("since", f"{watcher['started_at']:%Y-%m-%d %H:%M:%S}; last seen {watcher['seen_at']:%H:%M:%S}")
+    if watcher["last_run_id"] is not None:
+        table.add_row(
+            "last batch",
+            f"run {watcher['last_run_id']} at {watcher['last_batch_at']:%H:%M:%S}, {watcher['last_batch_files']:,} "
+            f"files, newest {watcher['last_batch_lag'] or 0:.1f} s old when committed ({watcher['batches']:,} batches)",
+        )
+    table.add_row("files waiting", f"{watcher['files_waiting']:,} ({watcher['bytes_waiting'] / 1e6:.1f} MB)")
+    table.add_row("lag", f"{watcher['lag_seconds']:.1f} s (how long the oldest file waiting has waited)")
+    return table
+
+
+def watch_line(event: dict[str, Any]) -> tuple[str, str]:
+    """A watcher's event as one line, and where it goes: "out" (stdout: what was loaded), "info" (stderr, unless
+    --quiet: the watcher started, stopped) or "warn" (stderr always: what went wrong, or came right again)."""
+    import datetime as dt
+
+    now = f"{dt.datetime.now():%H:%M:%S}"
+    kind = event["event"]
+    if kind == "batch":
+        lag = "" if event["lag_s"] is None else f"; newest file {event['lag_s']:.1f} s old"
+        waiting = f"; {event['waiting']:,} more waiting" if event["waiting"] else ""
+        rejected = f", {event['rejected']:,} rejected" if event["rejected"] else ""
+        return (
+            f"{now} run {event['run_id']}: {event['files']:,} file{'s' if event['files'] > 1 else ''}, "
+            f"{event['records_read']:,} records, {event['plays_added']:,} new plays{rejected} in "
+            f"{event['seconds']:.2f} s{lag}{waiting}",
+            "out",
+        )
+    if kind == "started":
+        how = "file events and listing" if event["file_events"] else "listing"
+        paths = ", ".join(event["paths"])
+        return f"{now} watching {paths} (pid {event['pid']}, {how}); SIGTERM or Ctrl-C stops", "info"
+    if kind == "held":
+        return f"{now} warning: {event['path']} failed and is held until it changes: {event['error']}", "warn"
+    if kind == "database_down":
+        why, retry = event["error"], event["retry"]
+        return f"{now} warning: the database cannot be reached or take a batch ({why}); retrying {retry}", "warn"
+    if kind == "database_up":
+        return f"{now} the database is back: watching again", "warn"
+    if kind == "left":
+        return f"{now} {event['files']:,} files still being written are left for the next run", "info"
+    if kind == "stopped":
+        return f"{now} stopped ({event['reason']}) after {event['batches']:,} batches", "info"
+    return "", "info"
 
 
 def runs_table(runs: list[dict[str, Any]], title: str) -> Group:

@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from musicstream.cli.app import cli
-from musicstream.cli.output import database_of, emit_json, error_log, handle_errors, is_quiet, make_console
+from musicstream.cli.output import (
+    database_of,
+    emit_json,
+    emit_json_line,
+    error_log,
+    handle_errors,
+    is_quiet,
+    make_console,
+)
 from musicstream.config import (
     Settings,
 )
@@ -227,6 +235,114 @@ def load(
         emit_json(result.as_dict())
     elif not is_quiet(ctx):
         make_console().print(load_summary(result))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=_InputPath(exists=True, path_type=Path))
+@click.option(
+    "--once", is_flag=True, help="Load what has settled now, then exit (for cron); files still being written wait."
+)
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="A file is read once its size and modification time have stayed the same this long.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="The longest pause between two listings (OS file events wake the watcher sooner).",
+)
+@click.option(
+    "--batch-files",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    metavar="N",
+    help="The most files one batch (one run) reads.",
+)
+@click.option("--no-file-events", is_flag=True, help="List the folders only; do not ask the OS for file events.")
+@click.option(
+    "--max-rejects",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="A batch with more than N rejects fails; its files are then tried one by one, and held if they fail alone.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Parsing processes for big batches (default: one per core; small batches are parsed in-process).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Write one JSON line per event on stdout, for machines.")
+@click.pass_context
+@handle_errors
+def watch(
+    ctx: click.Context,
+    paths: tuple[Path | str, ...],
+    once: bool,
+    settle: float,
+    interval: float,
+    batch_files: int,
+    no_file_events: bool,
+    max_rejects: int | None,
+    workers: int | None,
+    as_json: bool,
+) -> None:
+    """Load new and changed files as they land in PATHs, in micro-batches, until stopped.
+
+    Each batch is an ordinary load run (one transaction, the manifest, the rejects, the same rules), so the
+    tables always equal one `load` of the files read so far, whatever stops the watcher. Names that are not
+    inputs (*.tmp, *._COPYING_, dot files) are never read; a file is read once its size and time have settled,
+    a .json.gz file once its gzip stream is complete. A file whose records are all bad becomes rejects, and the
+    watcher goes on. One watcher runs per database. SIGTERM finishes the current batch, then exits 0; Ctrl-C rolls
+    it back and exits 130. When the database cannot be reached, the watcher retries, saying so once. Exit code 1
+    when another watcher holds the database, or (with --once) when a batch or the database fails.
+
+    \b
+    Examples:
+      musicstream watch incoming/
+      musicstream watch --once incoming/          # from cron: what has settled, then exit
+      musicstream watch --json incoming/ >> watch.jsonl
+      musicstream watch s3://my-bucket/sparkify/
+    """
+    from musicstream.cli.console import watch_line
+    from musicstream.load.state import LoadOptions
+    from musicstream.watch import WatchOptions
+    from musicstream.watch import watch as run_watch
+
+    options = WatchOptions(
+        settle=settle,
+        interval=interval,
+        once=once,
+        batch_files=batch_files,
+        file_events=not no_file_events,
+        load=LoadOptions(max_rejects=max_rejects, workers=workers),
+    )
+    quiet = is_quiet(ctx)
+    failed: list[str] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "held":
+            failed.append(event["path"])
+        if as_json:
+            emit_json_line(event)
+            return
+        line, channel = watch_line(event)
+        if channel == "warn" or (channel == "info" and not quiet):
+            error_log.warning("%s", line)
+            click.echo(line, err=True)
+        elif channel == "out" and not quiet:
+            click.echo(line)
+
+    run_watch(database_of(ctx), paths, options, on_event)
+    if once and failed:
+        sys.exit(1)
 
 
 @cli.command()

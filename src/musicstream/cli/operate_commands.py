@@ -263,28 +263,79 @@ def repair_names(ctx: click.Context, dry_run: bool, no_wait: bool, as_json: bool
 
 @cli.command()
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--users", default=100, show_default=True, help="Number of users.")
+@click.option("--users", type=click.IntRange(min=1), help="Number of users [default: 100; with --drip 1000].")
 @click.option("--days", default=30, show_default=True, help="Number of days of logs (one file a day).")
 @click.option("--songs", default=200, show_default=True, help="Number of catalog songs (one file each).")
 @click.option("--events", type=click.IntRange(min=1), help="About this many events in all (overrides the rate).")
 @click.option("--seed", default=0, show_default=True, help="Random seed: the same seed gives the same bytes.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@click.option(
+    "--drip",
+    is_flag=True,
+    help="Write log files into OUT over time, as a live app would (for `musicstream watch`): see --rate.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1000.0,
+    show_default=True,
+    metavar="EVENTS/S",
+    help="With --drip: events a second.",
+)
+@click.option(
+    "--file-events",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    metavar="N",
+    help="With --drip: events in each file.",
+)
+@click.option("--files", type=click.IntRange(min=1), metavar="N", help="With --drip: stop after N files.")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="With --drip: stop after S seconds (with neither, at Ctrl-C).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON (with --drip: a line a file).")
 @handle_errors
-def generate(out: Path, users: int, days: int, songs: int, events: int | None, seed: int, as_json: bool) -> None:
+def generate(
+    out: Path,
+    users: int | None,
+    days: int,
+    songs: int,
+    events: int | None,
+    seed: int,
+    drip: bool,
+    rate: float,
+    file_events: int,
+    files: int | None,
+    seconds: float | None,
+    as_json: bool,
+) -> None:
     """Write a realistic sample data set (song_data/ and log_data/ trees) to OUT.
 
     The data has the real layout and JSON shape: sessions, logged-out events, tier changes, skewed song
     popularity, most plays naming songs outside the catalog. Deterministic for a seed.
 
+    With --drip, the song files are written at once, then log files of --file-events events land in
+    OUT/log_data/ at --rate events a second, each written under a temporary name (*.json.tmp) and renamed into
+    place; their sessions are numbered apart from a sample's, so their plays are new next to one.
+
     \b
     Examples:
       musicstream generate sample/
       musicstream generate big/ --users 2000 --days 30 --events 100000 --seed 7
+      musicstream generate --drip --rate 20000 --file-events 10000 --files 50 incoming/
     """
+    if drip:
+        _drip(out, users or 1000, songs, seed, rate, file_events, files, seconds, as_json)
+        return
+    if files is not None or seconds is not None:
+        raise click.UsageError("--files and --seconds need --drip")
     from musicstream.generate import generate as write_sample
 
     try:
-        stats = write_sample(out, users=users, days=days, songs=songs, seed=seed, events=events)
+        stats = write_sample(out, users=users or 100, days=days, songs=songs, seed=seed, events=events)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:
@@ -300,6 +351,48 @@ def generate(out: Path, users: int, days: int, songs: int, events: int | None, s
         f"own, so that it cannot mix with real data:\n  musicstream --home {home} init && "
         f"musicstream --home {home} load {shlex.quote(str(out))}"
     )
+
+
+def _drip(
+    out: Path,
+    users: int,
+    songs: int,
+    seed: int,
+    rate: float,
+    file_events: int,
+    files: int | None,
+    seconds: float | None,
+    as_json: bool,
+) -> None:
+    from musicstream.cli.output import emit_json_line
+    from musicstream.generate.drip import Landed, drip
+
+    def landed(file: Landed) -> None:
+        if as_json:
+            emit_json_line({"path": str(file.path), "events": file.events, "bytes": file.size})
+        else:
+            click.echo(f"{file.path} ({file.events:,} events)")
+
+    try:
+        stats = drip(
+            out,
+            rate=rate,
+            file_events=file_events,
+            files=files,
+            seconds=seconds,
+            users=users,
+            songs=songs,
+            seed=seed,
+            on_file=landed,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not as_json:
+        click.echo(
+            f"Wrote {stats.song_files:,} song files, then {stats.log_files:,} log files ({stats.events:,} events, "
+            f"{stats.bytes_written / 1e6:.1f} MB) in {stats.seconds:.1f} s to {out}",
+            err=True,
+        )
 
 
 @cli.command()

@@ -114,6 +114,15 @@ def emit_json(data: Any) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=_json_value).decode())
 
 
+def emit_json_line(data: Any) -> None:
+    """One JSON object on one line of stdout, with the time it was written, flushed at once (a log for machines)."""
+    import datetime as dt
+
+    stamped = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), **data}
+    click.echo(orjson.dumps(stamped, option=orjson.OPT_NON_STR_KEYS, default=_json_value).decode())
+    sys.stdout.flush()
+
+
 def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

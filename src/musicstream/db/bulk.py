@@ -197,6 +197,18 @@ def _is_attach(definition: str) -> bool:
 
 
 LOAD_LOCK = 0x6D736C6F6164  # "msload": one load at a time per database (a session-level advisory lock)
+WATCH_LOCK = 0x6D737761746368  # "mswatch": one watcher per database, held by the watcher for its whole life
+
+
+def lock_holders(conn: psycopg.Connection[Any], key: int) -> list[int]:
+    """The server sessions (backend pids) holding the session-level advisory lock ``key``."""
+    found = conn.execute(
+        """SELECT l.pid FROM pg_locks l
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+             AND (l.classid::bigint << 32 | l.objid::bigint) = %s""",
+        (key,),
+    ).fetchall()
+    return [int(pid) for (pid,) in found]
 
 
 def settle_interrupted(conn: psycopg.Connection[Any]) -> tuple[int, int]:

@@ -52,7 +52,15 @@ BACKFILL_ROLLUPS = "-- backfill: rollups"
 _SCHEMA_LOCK = 0x6D73736368656D61
 
 STAR_TABLES = ("trackplays", "users", "tracks", "artists", "timetb")
-BOOK_TABLES = ("etl_runs", "loaded_files", "run_files", "rejects", "name_repairs_by_file", "deferred_indexes")
+BOOK_TABLES = (
+    "etl_runs",
+    "loaded_files",
+    "run_files",
+    "rejects",
+    "name_repairs_by_file",
+    "deferred_indexes",
+    "watcher",
+)
 ROLLUP_TABLES = (
     "rollup_sessions",
     "rollup_hours",
@@ -184,6 +192,7 @@ ALL_TABLES = (
     "play_names",
     *ROLLUP_TABLES,
     "deferred_indexes",
+    "watcher",
     "rejects",
     "name_repairs_by_file",
     "run_files",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import operator
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -105,21 +105,74 @@ def in_hidden_folder(relative: str) -> bool:
 
 
 def _discover_url(url: str, found: list[InputFile]) -> None:
+    listed = False
+    for path, size, mtime_ns, kind in walk_url(url):
+        listed = True
+        if path is not None:
+            found.append(InputFile(path, kind or _sniff(path), size, mtime_ns))
+    if not listed:
+        raise InputError(f"input path not found (or empty): {url}")
+
+
+def walk_url(url: str) -> Iterator[tuple[str | None, int, int | None, Kind | None]]:
+    """The input objects under an object-storage prefix, as ``walk_inputs`` gives local files: each URL, size,
+    last-modified time (ns; S3 keeps whole seconds, and a load trusts a time only once it is two seconds old) and
+    kind (None when only its bytes can tell). Every object listed yields, inputs or not (those with a path of None),
+    so that a prefix with no objects at all can be told from one holding other files."""
     fs, protocol = _filesystem(url)
     try:
         listing = fs.find(url, detail=True)  # type: ignore[attr-defined]
     except Exception as exc:  # fsspec back ends raise their own types (botocore's among them)
         raise InputError(f"cannot list {url}: {exc}. Check the URL and the AWS_* variables") from None
-    if not listing:
-        raise InputError(f"input path not found (or empty): {url}")
     root = url.split("://", 1)[1].rstrip("/")
     for key, info in sorted(listing.items()):
         name = key.rsplit("/", 1)[-1]
         if info.get("type") != "file" or not _is_input(name) or in_hidden_folder(key[len(root) :]):
+            yield None, 0, None, None
             continue
-        path = f"{protocol}://{key}"
-        kind = kind_of_path(Path(key)) or _sniff(path)
-        found.append(InputFile(path, kind, int(info.get("size") or 0)))
+        modified = info.get("LastModified") or info.get("mtime")
+        mtime_ns = int(modified.timestamp() * 1_000_000) * 1000 if hasattr(modified, "timestamp") else None
+        yield f"{protocol}://{key}", int(info.get("size") or 0), mtime_ns, kind_of_path(Path(key))
+
+
+def walk_inputs(root: str) -> Iterator[tuple[str, int, int | None, Kind | None]]:
+    """The input files under the real folder ``root``, as ``discover`` finds them: each file's path (a link
+    resolved), size, modification time and kind (None when only its bytes can tell). Nothing is read, so listing
+    a folder again costs its ``stat`` calls only (``musicstream watch`` lists its folders this way at each poll).
+    """
+    # Plain strings, not Path objects, in this loop: pathlib interns every file name it parses, which would
+    # keep about 50 bytes per file for the life of the process.
+    for folder, dirs, files in os.walk(root, onerror=None, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        folder_kind = _folder_kind(folder)
+        for name in files:
+            if not _is_input(name):
+                continue
+            path = os.path.join(folder, name)
+            real, size, mtime_ns = _stat_input(path)
+            kind = folder_kind or (_folder_kind(os.path.dirname(real)) if real != path else None)
+            yield real, size, mtime_ns, kind
+
+
+def _stat_input(path: str) -> tuple[str, int, int | None]:
+    """A listed input's real path, size and modification time."""
+    real = _real(path) if os.path.islink(path) else path  # resolving every path costs 0.07 ms each
+    try:
+        stat = os.stat(real)
+        return real, stat.st_size, stat.st_mtime_ns
+    except OSError:
+        return real, 0, None  # a dangling link or unreadable entry: reading it will record why
+
+
+def input_at(root: str, path: str) -> tuple[str, int, int | None] | None:
+    """One path under the real folder ``root`` as ``walk_inputs(root)`` would list it now (its real path, size and
+    modification time), or None when it would not: gone, a folder, not an input's name, under a hidden folder."""
+    relative = os.path.relpath(path, root)
+    if relative.startswith(os.pardir) or in_hidden_folder(relative.replace(os.sep, "/")):
+        return None
+    if not _is_input(os.path.basename(path)) or not os.path.lexists(path) or os.path.isdir(path):
+        return None
+    return _stat_input(path)
 
 
 def discover(paths: Iterable[str | Path]) -> list[InputFile]:
@@ -143,23 +196,8 @@ def discover(paths: Iterable[str | Path]) -> list[InputFile]:
             stat = root.stat()
             found.append(InputFile(str(root), kind, stat.st_size, stat.st_mtime_ns))
             continue
-        # Plain strings, not Path objects, in this loop: pathlib interns every file name it parses, which would
-        # keep about 50 bytes per file for the life of the process.
-        for folder, dirs, files in os.walk(root, onerror=None, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            folder_kind = _folder_kind(folder)
-            for name in files:
-                if not _is_input(name):
-                    continue
-                path = os.path.join(folder, name)
-                real = _real(path) if os.path.islink(path) else path  # resolving every path costs 0.07 ms each
-                try:
-                    stat = os.stat(real)
-                    size, mtime_ns = stat.st_size, stat.st_mtime_ns
-                except OSError:
-                    size, mtime_ns = 0, None  # a dangling link or unreadable entry: reading it will record why
-                kind = folder_kind or (_folder_kind(os.path.dirname(real)) if real != path else None) or _sniff(real)
-                found.append(InputFile(real, kind, size, mtime_ns))
+        for path, size, mtime_ns, known in walk_inputs(str(root)):
+            found.append(InputFile(path, known or _sniff(path), size, mtime_ns))
     return _sorted_unique(found)
 
 

@@ -33,6 +33,7 @@ import bisect
 import datetime
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -199,21 +200,12 @@ def _user_day(
         user.busy_until = max(user.busy_until, result.end_ms + pause)
 
 
-def _write_day(out: Path, day: datetime.date, buf: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], int]:
-    """Sort ``buf`` by ts, write the events of ``day``; return the later ones and the bytes written.
-
-    The sort is stable, so events with equal ts keep their order within a session.  No file is
-    written for a day without events.
-    """
+def _cut_day(day: datetime.date, buf: list[tuple[int, str]]) -> tuple[list[str], list[tuple[int, str]]]:
+    """Sort ``buf`` by ts: the lines of ``day``, and the later events.  The sort is stable, so events with
+    equal ts keep their order within a session."""
     buf.sort(key=itemgetter(0))
     cut = bisect.bisect_left(buf, epoch_ms(day) + DAY_MS, key=itemgetter(0))
-    if not cut:
-        return buf, 0
-    data = "\n".join([line for _, line in buf[:cut]]).encode("ascii")
-    path = out / "log_data" / f"{day:%Y}" / f"{day:%m}" / f"{day:%Y-%m-%d}-events.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return buf[cut:], len(data)
+    return [line for _, line in buf[:cut]], buf[cut:]
 
 
 def generate(
@@ -238,10 +230,50 @@ def generate(
     """
     out = Path(out)
     _validate(out, users, days, songs, seed, start, events_per_user_day, events, catalog_share)
-    rate = events / (users * days) if events is not None else float(events_per_user_day)
-
     catalog = build_catalog(_stream(seed, "catalog"), songs)
     song_files, song_bytes = _write_song_files(out, catalog)
+    counters = _Counters()
+    log_files = 0
+    log_bytes = 0
+    for day, lines in event_days(
+        catalog,
+        users=users,
+        days=days,
+        seed=seed,
+        start=start,
+        rate=events / (users * days) if events is not None else float(events_per_user_day),
+        catalog_share=catalog_share,
+        counters=counters,
+    ):
+        if not lines:
+            continue
+        data = "\n".join(lines).encode("ascii")
+        path = out / "log_data" / f"{day:%Y}" / f"{day:%m}" / f"{day:%Y-%m-%d}-events.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        log_files += 1
+        log_bytes += len(data)
+    return GenerateStats(
+        song_files=song_files,
+        log_files=log_files,
+        events=counters.events,
+        plays=counters.plays,
+        bytes_written=song_bytes + log_bytes,
+    )
+
+
+def event_days(
+    catalog: list[Song],
+    *,
+    users: int,
+    days: int,
+    seed: int,
+    start: datetime.date,
+    rate: float,
+    catalog_share: float,
+    counters: _Counters,
+) -> Iterator[tuple[datetime.date, list[str]]]:
+    """Each day's event lines (JSON, sorted by ts), one day at a time; ``counters`` counts what was yielded."""
     expected_plays = rate * users * days * 0.85
     outside_size = int(min(MAX_OUTSIDE_SONGS, max(MIN_OUTSIDE_SONGS, 2 * expected_plays)))
     picker = SongPicker(
@@ -255,9 +287,6 @@ def generate(
     total_activity = sum(u.activity for u in user_list)
     per_activity = rate * users / total_activity
 
-    counters = _Counters()
-    log_files = 0
-    log_bytes = 0
     planned = 0.0
     carry: list[tuple[int, str]] = []
     for d in range(days):
@@ -272,17 +301,8 @@ def generate(
         for user in user_list:
             expected = per_activity * user.activity * factors[d] * steer
             _user_day(rng, user, day_start, expected, picker, counters, buf)
-        carry, written = _write_day(out, day, buf)
-        if written:
-            log_files += 1
-            log_bytes += written
-
+        lines, carry = _cut_day(day, buf)
+        yield day, lines
     # Events that ran past the last day were generated but not written.
-    dropped_plays = sum(1 for _, line in carry if '"page":"NextSong"' in line)
-    return GenerateStats(
-        song_files=song_files,
-        log_files=log_files,
-        events=counters.events - len(carry),
-        plays=counters.plays - dropped_plays,
-        bytes_written=song_bytes + log_bytes,
-    )
+    counters.events -= len(carry)
+    counters.plays -= sum(1 for _, line in carry if '"page":"NextSong"' in line)

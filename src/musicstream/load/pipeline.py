@@ -313,7 +313,9 @@ def run(
                 engine.after_failure()  # a dry run ends as a failed one would: whatever it staged goes
                 _restore_identities(conn, ids_before, ids_reached or ids_before)
                 return result
+            started_statistics = time.perf_counter()
             _refresh_statistics(db, conn, result)
+            result.timings["statistics"] = round(time.perf_counter() - started_statistics, 4)
             point("analyzed")
     finally:
         run.rejects.close()  # idempotent: also when the run never started
