@@ -91,8 +91,7 @@ def refresh(conn: psycopg.Connection[Any], handover: Handover) -> None:
 
 def rebuild(conn: psycopg.Connection[Any]) -> None:
     """The rollups emptied and maintained again from every stored play, in the caller's transaction."""
-    started = conn.execute("SELECT count(*) FROM trackplays").fetchone()
-    log.info("rebuilding the report's rollups from %s plays", started[0] if started else 0)
+    log.info("rebuilding the report's rollups from the stored plays")
     conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(t) for t in ROLLUP_TABLES)))
     conn.execute(named_statements(_SOURCE)["rebuild_handover"])
     refresh(conn, Handover(after_play=0, moved_names=0))
