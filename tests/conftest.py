@@ -3,6 +3,7 @@ PostgreSQL 15 reached over TCP with password authentication."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -200,15 +201,12 @@ def _free_port() -> int:
 PG15_PASSWORD = "s3cr3t-Pa55:word@/x"
 
 
-@pytest.fixture(scope="session")
-def pg15() -> Iterator[dict[str, Any]]:
-    """Debian's PostgreSQL 15 on 127.0.0.1 with scram-sha-256 password authentication.
-
-    .ci/run installs postgresql-15; a missing server fails the test rather than skipping it.
-    """
+@contextlib.contextmanager
+def pg15_server(base: Path) -> Iterator[dict[str, Any]]:
+    """Debian's PostgreSQL 15 with its data in ``base/data``, on 127.0.0.1 with scram-sha-256 password
+    authentication: its URL, password, and functions to restart, stop and start it. Stopped at the end."""
     if not (PG15_BIN / "initdb").exists():
         pytest.fail("PostgreSQL 15 is not installed: apt-get install postgresql-15")
-    base = Path(tempfile.mkdtemp(prefix="ms-pg15-", dir="/tmp"))
     data = base / "data"
     pwfile = base / "pw"
     pwfile.write_text(PG15_PASSWORD + "\n")
@@ -238,60 +236,42 @@ def pg15() -> Iterator[dict[str, Any]]:
     )
     log = base / "log"
     options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base}"
-    subprocess.run(
-        [
-            *as_user,
-            str(PG15_BIN / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(log),
-            "-w",
-            "-o",
-            options,
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+
+    def pg_ctl(*args: str) -> None:
+        subprocess.run([*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), *args], check=True, capture_output=True)
+
+    pg_ctl("-l", str(log), "-w", "-o", options, "start")
     url = f"postgresql://admin:{quote(PG15_PASSWORD, safe='')}@127.0.0.1:{port}/musicstreamdb"
     try:
-
-        def restart() -> None:
-            subprocess.run(
-                [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-m", "fast", "restart"],
-                check=True,
-                capture_output=True,
-            )
-
-        def stop() -> None:
-            subprocess.run(
-                [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"],
-                check=True,
-                capture_output=True,
-            )
-
-        def start() -> None:
-            subprocess.run(
-                [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o", options, "start"],
-                check=True,
-                capture_output=True,
-            )
-
         yield {
             "host": "127.0.0.1",
             "port": port,
             "user": "admin",
             "password": PG15_PASSWORD,
             "url": url,
-            "restart": restart,
-            "stop": stop,
-            "start": start,
+            "restart": lambda: pg_ctl("-l", str(log), "-w", "-m", "fast", "restart"),
+            "stop": lambda: pg_ctl("-w", "-m", "fast", "stop"),
+            "start": lambda: pg_ctl("-l", str(log), "-w", "-o", options, "start"),
+            "data": data,
+            "log": log,
         }
     finally:
-        subprocess.run(
-            [*as_user, str(PG15_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg_ctl("-m", "immediate", "stop")
+
+
+@pytest.fixture(scope="session")
+def pg15() -> Iterator[dict[str, Any]]:
+    """Debian's PostgreSQL 15 on 127.0.0.1 with scram-sha-256 password authentication (pg15_server), for the
+    whole session.
+
+    .ci/run installs postgresql-15; a missing server fails the test rather than skipping it.
+    """
+    base = Path(tempfile.mkdtemp(prefix="ms-pg15-", dir="/tmp"))
+    try:
+        with pg15_server(base) as server:
+            yield server
+    finally:
         shutil.rmtree(base, ignore_errors=True)
 
 

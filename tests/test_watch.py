@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from conftest import UDACITY, _fresh_database, rows
+from conftest import UDACITY, _fresh_database, pg15_server, rows
 from musicstream import run_load
 from musicstream.config import Settings
 from musicstream.db.connection import Database
@@ -526,3 +527,66 @@ def test_the_database_restarted_and_down_a_while(
     assert said == ["database_down", "database_up"] * 2, said
     assert pg15["password"] not in json.dumps(watcher.seen) + "".join(watcher.err)
     assert snapshot(db) == one_load([folder.parent])
+
+
+@pytest.fixture
+def small_disk() -> Iterator[tuple[dict[str, Any], Path]]:
+    """PostgreSQL 15 whose data is alone on a file system of 192 MB (a tmpfs mounted for the test), so that a test
+    can fill the disk and free it again. Mounting needs root and the right to mount (CI runs as root)."""
+    if os.geteuid() != 0:
+        pytest.skip("a full disk is tested on a file system of its own, which only root can mount")
+    disk = Path(tempfile.mkdtemp(prefix="ms-disk-", dir="/tmp"))  # the server's user must reach it
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a tmpfs cannot be mounted here: {mounted.stderr.decode().strip()}")
+    try:
+        with pg15_server(disk) as server:
+            yield server, disk
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], capture_output=True)
+        shutil.rmtree(disk, ignore_errors=True)
+
+
+def test_a_full_disk_stops_the_batch_until_there_is_room(
+    small_disk: tuple[dict[str, Any], Path], tmp_path: Path, watchers: list[Watcher], one_load: Any
+) -> None:
+    """The database's disk fills up: the batch is rolled back, the watcher says once that the database cannot take
+    it and tries again, and once there is room every file is loaded once. `load` says the same in one line."""
+    server, disk = small_disk
+    db = Database(Settings(database_url=server["url"]))
+    from musicstream.db.schema import initialize
+
+    initialize(db, reset=True)
+    folder = tmp_path / "in" / "log_data"
+    _drop(_day("10"), folder / "10.json")
+    watcher = Watcher(db, folder.parent)
+    watchers.append(watcher)
+    watcher.wait_for(lambda e: e["event"] == "batch", "the first batch")
+    before = _plays(db)
+    room = os.statvfs(disk)
+    filler = disk / "filler"
+    with filler.open("wb") as out:  # every byte but 64 KB taken
+        os.posix_fallocate(out.fileno(), 0, room.f_bavail * room.f_frsize - 64 * 1024)
+    try:
+        for day in ("11", "12", "13"):
+            _drop(_day(day), folder / f"{day}.json")
+        down = watcher.wait_for(lambda e: e["event"] == "database_down", "the database out of room")
+        assert "No space left on device" in down["error"], down
+        assert _plays(db) == before  # nothing of the failed batch
+        done = subprocess.run(
+            [sys.executable, "-m", "musicstream", "--database-url", db.conninfo, "load", str(folder / "13.json")],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+        assert done.returncode == 1, done
+        assert "No space left on device" in done.stderr and "Traceback" not in done.stderr, done.stderr
+        time.sleep(3)  # attempts in vain, said once
+    finally:
+        filler.unlink()
+    reference = one_load([folder.parent])
+    watcher.batches_until(len(reference["trackplays"]), db)
+    assert watcher.stop() == 0
+    said = [e["event"] for e in watcher.seen if e["event"] in ("database_down", "database_up")]
+    assert said == ["database_down", "database_up"], said
+    assert snapshot(db) == reference
