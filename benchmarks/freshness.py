@@ -7,11 +7,15 @@ nothing new costs, and the rate of small files the watcher keeps up with.
     python benchmarks/freshness.py --base 100k --files 20 --sustain 10 --out /tmp/x   # a quick look
 
 Method. An embedded PostgreSQL of its own is filled with the base data set (`bench.py` `dataset`: 31 days) by one
-`musicstream load`. Then `musicstream watch --json` runs on an empty folder, and:
+`musicstream load`. Then:
 
+0. one file of ``--file-events`` events whose plays fall on the base's last day, by `load --json`: a live app's
+   file lands on a day that holds earlier plays, whose per-day rollups are computed again (its timings, the
+   largest steps first).
 1. freshness: ``--files`` files of ``--file-events`` events (`generate --drip`'s, sessions numbered apart, so
-   their plays are new) land one at a time, each copied under a temporary name and renamed into place, the next
-   when the previous one is committed. A file's freshness is its run's commit time (`etl_runs.finished_at`, set
+   their plays are new, on days after the base's) land one at a time in an empty folder that `musicstream watch
+   --json` watches, each copied under a temporary name and renamed into place, the next when the previous one
+   is committed. A file's freshness is its run's commit time (`etl_runs.finished_at`, set
    in the run's transaction just before the commit) minus the moment it landed (after the rename): p50, p95, max.
 2. the empty poll: the watcher's own listing and settle step (`watch.py` `Lister.poll`, `Settler.observe`) on the
    watched folder, all of whose files are loaded, and on the base data set's folder (its 10,000 song files at 1M),
@@ -121,7 +125,9 @@ def commit_times(server: Embedded, paths: list[str]) -> dict[str, float]:
     return {str(path): float(at) for path, at in found}
 
 
-def stage_files(root: Path, files: int, file_events: int, users: int, first_session: int) -> list[Path]:
+def stage_files(
+    root: Path, files: int, file_events: int, users: int, first_session: int, start: dt.date = dt.date(2019, 1, 1)
+) -> list[Path]:
     """The drip's files, written at once into a staging folder (landing them later costs a copy only)."""
     drip(
         root,
@@ -132,7 +138,7 @@ def stage_files(root: Path, files: int, file_events: int, users: int, first_sess
         songs=1,
         seed=7,
         first_session=first_session,
-        start=dt.date(2019, 1, 1),
+        start=start,
     )
     return sorted((root / "log_data").rglob("*.json"))
 
@@ -167,6 +173,23 @@ def one_file_costs(server: Embedded, source: Path, folder: Path) -> dict[str, An
         "run_s": result["seconds"],
         "largest_steps": dict(timings[:8]),
     }
+
+
+def onto_stored_day(server: Embedded, root: Path, folder: Path, file_events: int) -> dict[str, Any]:
+    """One file whose plays fall on the last day already stored (a live app's file lands on today, which holds
+    the day's earlier plays): the report's per-day rollups of that day are computed again from all its plays."""
+    import psycopg
+
+    with psycopg.connect(server.url) as conn:
+        last_day = conn.execute("SELECT max(start_time)::date FROM trackplays").fetchone()[0]  # type: ignore[index]
+        day_plays = int(
+            conn.execute(  # type: ignore[index]
+                "SELECT count(*) FROM trackplays WHERE start_time >= %s AND start_time < %s",
+                (last_day, last_day + dt.timedelta(days=1)),
+            ).fetchone()[0]
+        )
+    (source,) = stage_files(root, 1, file_events, 5_000, 950_000_000, start=last_day)
+    return {"day": str(last_day), "day_plays_before": day_plays, **one_file_costs(server, source, folder)}
 
 
 def empty_poll(folder: Path, repeats: int = 200) -> dict[str, Any]:
@@ -262,6 +285,11 @@ def main() -> None:
         paced = stage_files(work / "paced", sustain_files, args.sustain_file_events, 5_000, 900_000_000)
         watched = work / "watched" / "log_data"
         watched.mkdir(parents=True)
+        # before the watched files add days after the base's: the last stored day is the base's
+        day_folder = work / "stored-day-landed" / "log_data"
+        day_folder.mkdir(parents=True)
+        stored_day = onto_stored_day(server, work / "stored-day", day_folder, args.file_events)
+        print(f"one file onto the base's last day by `load`: {stored_day}", flush=True)
         fresh = freshness(server, staged[:-1], watched)
         print(f"freshness, {args.file_events:,}-event files one at a time: {fresh['freshness_s']} s", flush=True)
         print(f"  of which the runs (the batch's own seconds): {fresh['run_s']} s", flush=True)
@@ -285,6 +313,7 @@ def main() -> None:
             "settle_s": SETTLE,
             "freshness": {**fresh, "file_events": args.file_events},
             "one_file_load": costs,
+            "one_file_onto_a_stored_day": stored_day,
             "empty_poll": poll,
             "empty_poll_base_folder": big,
             "sustained": {**sustain, "file_events": args.sustain_file_events, "rate_offered": args.rate},
