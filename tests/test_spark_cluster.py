@@ -245,6 +245,71 @@ def test_the_public_sample_on_a_cluster_equals_the_local_engine_also_after_a_kil
     assert statuses == ["succeeded", "abandoned", "succeeded"]
 
 
+def _loaded_files(db: Database) -> int:
+    return int(rows(db, "SELECT count(*) FROM loaded_files")[0][0])
+
+
+def _until_loaded(db: Database, proc: subprocess.Popen[str], files: int, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while _loaded_files(db) < files:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"the watcher loaded {_loaded_files(db)} of {files} files"
+        time.sleep(0.5)
+
+
+def test_a_watcher_on_the_cluster_loads_files_as_they_land_exactly_once_after_kill_9(
+    cluster: dict[str, Any], tcp_db: Database, local_sample: dict[str, Any], udacity: Path, tmp_path: Path
+) -> None:
+    """Streaming on the cluster: `watch --engine spark --master spark://...` keeps one Spark session and has the
+    executors stage each micro-batch into the same staging and merge as a load. The first watcher is killed
+    (SIGKILL) while executors stage its batch; a second one drops the left staging schema, loads the files that
+    were waiting, then the rest of the sample as it lands, and stops on SIGTERM (exit 0). The tables equal the
+    local engine's one load of the sample, and no staging schema is left."""
+    watched = tmp_path / "incoming"
+    shutil.copytree(udacity / "song_data", watched / "song_data")
+    days = sorted((udacity / "log_data").rglob("*.json"))
+    wave1, wave2 = days[:10], days[10:]
+    (watched / "log_data").mkdir()
+    for day in wave1:
+        shutil.copy(day, watched / "log_data")
+    songs = sum(1 for _ in (watched / "song_data").rglob("*.json"))
+    watch = ["watch", "--json", "--settle", "0.2", "--interval", "0.5", "--engine", "spark"]
+    watch += ["--master", cluster["master"], str(watched)]
+    marker = tmp_path / "paused"
+    pause = {"MUSICSTREAM_PAUSE_AT": "task:0", "MUSICSTREAM_PAUSE_FILE": str(marker), "MUSICSTREAM_PAUSE_SECONDS": "5"}
+    proc = _start(tcp_db, *watch, env=pause)
+    try:
+        _wait_for(marker, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _loaded_files(tcp_db) == 0, "the killed batch committed nothing"
+    assert bookkeeping(tcp_db)["staging_schemas"], "its staging schema is left for the next run"
+
+    proc = _start(tcp_db, *watch)
+    try:
+        _until_loaded(tcp_db, proc, songs + len(wave1))
+        for day in wave2:  # each written under a temporary name, renamed into place
+            shutil.copy(day, watched / "log_data" / (day.name + ".tmp"))
+            os.replace(watched / "log_data" / (day.name + ".tmp"), watched / "log_data" / day.name)
+        _until_loaded(tcp_db, proc, songs + len(days))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    events = [json.loads(line) for line in out.splitlines()]
+    batches = [e for e in events if e["event"] == "batch"]
+    assert len(batches) >= 2 and events[-1]["event"] == "stopped", events
+    assert snapshot(tcp_db) == local_sample["snapshot"]
+    assert not bookkeeping(tcp_db)["staging_schemas"]
+    assert rows(tcp_db, "SELECT DISTINCT engine FROM etl_runs WHERE status = 'succeeded'") == [("spark",)]
+
+
 @pytest.fixture(scope="module")
 def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A Python of the same version without musicstream: the commonest cluster mistake."""

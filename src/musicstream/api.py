@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from musicstream.db.connection import Database
-    from musicstream.load.state import LoadOptions, Progress
+    from musicstream.load.state import Engine, LoadOptions, Progress
     from musicstream.load.stats import LoadResult
 
 
@@ -21,11 +21,14 @@ def run_load(
     paths: Sequence[str | Path],
     options: LoadOptions | None = None,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> LoadResult:
-    """Load the song and log files under ``paths`` into the star schema, as one atomic run."""
+    """Load the song and log files under ``paths`` into the star schema, as one atomic run. ``engine``: one
+    ``musicstream.engines.engine_for(db, options)`` made before, for many runs (a watcher makes the Spark engine's
+    checks and starts its session once); by default the run makes its own."""
     from musicstream.engines import engine_for
     from musicstream.load.pipeline import run
     from musicstream.load.state import LoadOptions
 
     options = options or LoadOptions()
-    return run(db, engine_for(db, options), paths, options, progress)
+    return run(db, engine or engine_for(db, options), paths, options, progress)

@@ -49,6 +49,7 @@ from musicstream.config import mask_error
 from musicstream.db.bulk import WATCH_LOCK, lock_holders
 from musicstream.db.connection import Database
 from musicstream.db.schema import require_schema
+from musicstream.engines import engine_for
 from musicstream.engines.read import DigestTask, digest
 from musicstream.errors import (
     ConfigError,
@@ -59,7 +60,7 @@ from musicstream.errors import (
     SchemaError,
 )
 from musicstream.extract.files import input_at, is_url, walk_inputs, walk_url
-from musicstream.load.state import LoadOptions
+from musicstream.load.state import Engine, LoadOptions
 from musicstream.load.stats import LoadResult
 
 log = logging.getLogger("musicstream.watch")
@@ -353,6 +354,7 @@ class Watcher:
         self.alone: set[str] = set()  # files of a failed batch, now read one per batch
         self.untimed: dict[str, tuple[int, str]] = {}  # manifest entries without a trusted time: size, SHA-256
         self.batches = 0
+        self.engine: Engine | None = None  # made at the first batch, kept for all (Spark: one session, checked once)
         self.started = False
         self.last: dict[str, Any] = {}
         self._beat = 0.0
@@ -439,7 +441,9 @@ class Watcher:
         self._publish(state="loading", force=True)
         try:
             self.in_batch = True
-            result = run_load(self.db, batch, self.load_options)
+            if self.engine is None:
+                self.engine = engine_for(self.db, self.load_options)
+            result = run_load(self.db, batch, self.load_options, engine=self.engine)
         except Stopped:
             self.stopping = "SIGTERM"
             return

@@ -93,6 +93,22 @@ class _InputPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+# The engine options of `load` and `watch`, defined once.
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="Who reads the files: worker processes here, or Apache Spark (pip install 'musicstream[spark]', Java 17+).",
+)
+master_option = click.option("--master", metavar="URL", help="Spark master URL for --engine spark (default local[2]).")
+
+
+def _check_master(engine: str, master: str | None) -> None:
+    if master and engine != "spark":
+        raise click.UsageError("--master needs --engine spark")
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=_InputPath(exists=True, path_type=Path))
 @click.option("--full", is_flag=True, help="Re-read every file, also those the manifest lists as unchanged.")
@@ -120,14 +136,8 @@ class _InputPath(click.Path):
     metavar="N",
     help="Parsing processes (default: one per core; small inputs are parsed in-process).",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "spark"]),
-    default="local",
-    show_default=True,
-    help="Who reads the files: worker processes here, or Apache Spark (pip install 'musicstream[spark]', Java 17+).",
-)
-@click.option("--master", metavar="URL", help="Spark master URL for --engine spark (default local[2]).")
+@engine_option
+@master_option
 @click.option(
     "--output",
     metavar="postgres|parquet:PATH",
@@ -192,8 +202,7 @@ def load(
     from musicstream import LoadOptions, run_load
     from musicstream.cli.console import RichProgress, load_summary
 
-    if master and engine != "spark":
-        raise click.UsageError("--master needs --engine spark")
+    _check_master(engine, master)
     if output != "postgres":
         if not output.startswith("parquet:") or not output[len("parquet:") :]:
             raise click.UsageError("--output is postgres or parquet:PATH")
@@ -279,6 +288,8 @@ def load(
     metavar="N",
     help="Parsing processes for big batches (default: one per core; small batches are parsed in-process).",
 )
+@engine_option
+@master_option
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON line per event on stdout, for machines.")
 @click.pass_context
 @handle_errors
@@ -292,6 +303,8 @@ def watch(
     no_file_events: bool,
     max_rejects: int | None,
     workers: int | None,
+    engine: str,
+    master: str | None,
     as_json: bool,
 ) -> None:
     """Load new and changed files as they land in PATHs, in micro-batches, until stopped.
@@ -302,7 +315,9 @@ def watch(
     a .json.gz file once its gzip stream is complete. A file whose records are all bad becomes rejects, and the
     watcher goes on. One watcher runs per database. SIGTERM finishes the current batch, then exits 0; Ctrl-C rolls
     it back and exits 130. When the database cannot be reached, the watcher retries, saying so once. Exit code 1
-    when another watcher holds the database, or (with --once) when a batch or the database fails.
+    when another watcher holds the database, or (with --once) when a batch or the database fails, or when
+    the engine cannot run. With --engine spark, Spark's executors stage each batch (one Spark session for the
+    watcher's life) and the merge is a load's.
 
     \b
     Examples:
@@ -310,19 +325,21 @@ def watch(
       musicstream watch --once incoming/          # from cron: what has settled, then exit
       musicstream watch --json incoming/ >> watch.jsonl
       musicstream watch s3://my-bucket/sparkify/
+      musicstream watch --engine spark --master spark://host:7077 s3://my-bucket/sparkify/
     """
     from musicstream.cli.console import watch_line
     from musicstream.load.state import LoadOptions
     from musicstream.watch import WatchOptions
     from musicstream.watch import watch as run_watch
 
+    _check_master(engine, master)
     options = WatchOptions(
         settle=settle,
         interval=interval,
         once=once,
         batch_files=batch_files,
         file_events=not no_file_events,
-        load=LoadOptions(max_rejects=max_rejects, workers=workers),
+        load=LoadOptions(max_rejects=max_rejects, workers=workers, engine=engine, master=master),
     )
     quiet = is_quiet(ctx)
     failed: list[str] = []
