@@ -7,10 +7,11 @@ the engines' fixed cost per batch, not the start of a JVM.
 
 Method. An embedded PostgreSQL of its own is filled with the base data set (`bench.py` `dataset`) by one
 `musicstream load`. Files of `generate --drip`'s events (sessions numbered apart, on days after the base's) are
-written at once. In this process, `run_load` loads one file with the Spark engine (`local[2]`) to start its
-session (timed apart), then alternately one file with the local engine and one with Spark. Each batch's
-`seconds` and its `read_and_copy` (listing, parsing and staging; the rest is the merge both engines share) are
-printed as medians; the results go to benchmarks/results/ as JSON. Speed is never asserted.
+written at once. In this process, each engine is made once (`engines.engine_for`) and given to every run, as
+`musicstream watch` does; `run_load` loads one file with the Spark engine (`local[2]`) to start its session (timed
+apart), then alternately one file with the local engine and one with Spark. Each batch's `seconds` and its
+`read_and_copy` (listing, parsing and staging; the rest is the merge both engines share) are printed as medians;
+the results go to benchmarks/results/ as JSON. Speed is never asserted.
 """
 
 from __future__ import annotations
@@ -39,12 +40,17 @@ from freshness import stage_files  # noqa: E402
 from musicstream.api import run_load  # noqa: E402
 from musicstream.config import Settings  # noqa: E402
 from musicstream.db.connection import Database  # noqa: E402
-from musicstream.load.state import LoadOptions  # noqa: E402
+from musicstream.engines import engine_for  # noqa: E402
+from musicstream.load.state import Engine, LoadOptions  # noqa: E402
 
 
-def batch(db: Database, path: Path, engine: str) -> dict[str, float]:
+def batch(db: Database, path: Path, engine: str, made: dict[str, Engine]) -> dict[str, float]:
+    """One file by one engine, made once per engine and given to every run, as a watcher does."""
     started = time.perf_counter()
-    result = run_load(db, [path], LoadOptions(engine=engine))
+    options = LoadOptions(engine=engine)
+    if engine not in made:
+        made[engine] = engine_for(db, options)
+    result = run_load(db, [path], options, engine=made[engine])
     if result.status != "succeeded" or not result.records_loaded:
         raise SystemExit(f"the {engine} batch of {path} did not load: {result.status} {result.error or ''}")
     return {
@@ -73,12 +79,13 @@ def main() -> None:
         subprocess.run(server.cli("load", "-q", str(base)), env=server.env, check=True)
         db = Database(Settings(database_url=None, home=server.home))
         files = stage_files(work, 2 * args.batches + 1, args.file_events, 5_000, 700_000_000)
-        first = batch(db, files[0], "spark")
+        made: dict[str, Engine] = {}
+        first = batch(db, files[0], "spark", made)
         print(f"first Spark batch (its session starts): {first['wall_s']:.2f} s", flush=True)
         by_engine: dict[str, list[dict[str, float]]] = {"local": [], "spark": []}
         for number, path in enumerate(files[1:]):
             engine = ("local", "spark")[number % 2]
-            by_engine[engine].append(batch(db, path, engine))
+            by_engine[engine].append(batch(db, path, engine, made))
         figures = {engine: medians(rows) for engine, rows in by_engine.items()}
         for engine, row in figures.items():
             merge = row["run_s"] - row["read_and_copy_s"]

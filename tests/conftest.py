@@ -202,9 +202,10 @@ PG15_PASSWORD = "s3cr3t-Pa55:word@/x"
 
 
 @contextlib.contextmanager
-def pg15_server(base: Path) -> Iterator[dict[str, Any]]:
-    """Debian's PostgreSQL 15 with its data in ``base/data``, on 127.0.0.1 with scram-sha-256 password
-    authentication: its URL, password, and functions to restart, stop and start it. Stopped at the end."""
+def pg15_server(base: Path, waldir: Path | None = None) -> Iterator[dict[str, Any]]:
+    """Debian's PostgreSQL 15 with its data in ``base/data`` (its write-ahead log in ``waldir`` when given, an
+    empty folder the server's user can reach), on 127.0.0.1 with scram-sha-256 password authentication: its URL,
+    password, and functions to restart, stop and start it. Stopped at the end."""
     if not (PG15_BIN / "initdb").exists():
         pytest.fail("PostgreSQL 15 is not installed: apt-get install postgresql-15")
     data = base / "data"
@@ -215,6 +216,8 @@ def pg15_server(base: Path) -> Iterator[dict[str, Any]]:
         shutil.chown(base, "postgres")
         shutil.chown(pwfile, "postgres")
         os.chmod(base, 0o700)
+        if waldir is not None:
+            shutil.chown(waldir, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
     subprocess.run(
@@ -230,6 +233,7 @@ def pg15_server(base: Path) -> Iterator[dict[str, Any]]:
             "-E",
             "UTF8",
             "--locale=C.UTF-8",
+            *([f"--waldir={waldir}"] if waldir is not None else []),
         ],
         check=True,
         capture_output=True,

@@ -112,9 +112,9 @@ USAGE_ERRORS = [
     (["sql", "CREATE TABLE t (a int)"], "this statement writes; add --write"),
     (["--quiet", "--verbose", "status"], "--quiet and --verbose: choose one"),
     (["query", "top_tracks", "limit=many"], "parameter limit takes a whole number"),
-    (["load", "--master", "spark://h:7077", "data"], "--master needs --engine spark"),
-    (["watch", "--master", "spark://h:7077", "data"], "--master needs --engine spark"),
-    (["watch", "--engine", "flink", "data"], "--engine: 'flink' is not one of 'local', 'spark'"),
+    (["load", "--master", "spark://h:7077", "."], "--master needs --engine spark"),
+    (["watch", "--master", "spark://h:7077", "."], "--master needs --engine spark"),
+    (["watch", "--engine", "flink", "."], "--engine: 'flink' is not one of 'local', 'spark'"),
 ]
 
 

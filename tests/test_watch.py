@@ -277,6 +277,55 @@ def test_once_loads_what_has_settled_and_equals_one_load(db: Database, tmp_path:
     assert rows(db, "SELECT count(*) FROM etl_runs") == [(1,)]
 
 
+def test_the_engine_is_made_once_for_every_batch(
+    db: Database, tmp_path: Path, one_load: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watcher makes its engine as it starts and hands that one to every batch's run (the Spark engine's checks
+    and session are not made again per batch): three batches of one file each, one engine."""
+    from musicstream import engines
+    from musicstream import watch as watching
+    from musicstream.load.state import LoadOptions
+
+    made: list[Any] = []
+    real = watching.engine_for
+
+    def counted(*args: Any) -> Any:
+        made.append(real(*args))
+        return made[-1]
+
+    monkeypatch.setattr(watching, "engine_for", counted)
+    monkeypatch.setattr(engines, "engine_for", counted)  # what a run makes when it is given none
+    folder = tmp_path / "in"
+    for day in ("01", "02", "03"):
+        _drop(_day(day), folder / "log_data" / f"{day}.json")
+    events: list[dict[str, Any]] = []
+    options = watching.WatchOptions(settle=0.2, once=True, batch_files=1, load=LoadOptions(workers=1))
+    assert watching.watch(db, [folder], options, events.append) == 3
+    assert [e["event"] for e in events] == ["started", "batch", "batch", "batch", "stopped"]
+    assert len(made) == 1
+    assert snapshot(db) == one_load([folder])
+
+
+def test_an_engine_that_cannot_run_stops_the_watcher_at_its_start(db: Database, tmp_path: Path) -> None:
+    """No Java where JAVA_HOME says: `watch --engine spark` says so in one line and exits 1 before it watches,
+    not when the first file lands."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    command = [sys.executable, "-m", "musicstream", "--database-url", db.conninfo, "watch", "--json", "--once"]
+    done = subprocess.run(
+        [*command, "--engine", "spark", str(folder)],  # an empty folder: no batch would make an engine
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env={**os.environ, "JAVA_HOME": str(tmp_path / "no-java")},
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""  # never started
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: JAVA_HOME is ") and "Traceback" not in done.stderr, done.stderr
+    assert _status(db) is None or _status(db)["state"] != "watching"  # type: ignore[index]
+
+
 def test_a_file_being_written_is_read_only_whole(db: Database, tmp_path: Path, watchers: list[Watcher]) -> None:
     """A writer that writes a log file in pieces, slower than the listings, pausing mid-line: the watcher reads
     it once it has settled, so no half line ever becomes a reject."""
@@ -532,19 +581,25 @@ def test_the_database_restarted_and_down_a_while(
 @pytest.fixture
 def small_disk() -> Iterator[tuple[dict[str, Any], Path]]:
     """PostgreSQL 15 whose data is alone on a file system of 192 MB (a tmpfs mounted for the test), so that a test
-    can fill the disk and free it again. Mounting needs root and the right to mount (CI runs as root)."""
+    can fill the disk and free it again; its write-ahead log is elsewhere, so that a full disk fails a write of the
+    tables (an error the session gets) and never one of the log (which stops the server). Mounting needs root and
+    the right to mount (CI runs as root)."""
     if os.geteuid() != 0:
         pytest.skip("a full disk is tested on a file system of its own, which only root can mount")
     disk = Path(tempfile.mkdtemp(prefix="ms-disk-", dir="/tmp"))  # the server's user must reach it
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192m", "tmpfs", str(disk)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"a tmpfs cannot be mounted here: {mounted.stderr.decode().strip()}")
+    wal = Path(tempfile.mkdtemp(prefix="ms-wal-", dir="/tmp"))
     try:
-        with pg15_server(disk) as server:
+        with pg15_server(disk, waldir=wal) as server:
+            assert (disk / "data" / "pg_wal").resolve() == wal.resolve()
             yield server, disk
     finally:
-        subprocess.run(["umount", "--lazy", str(disk)], capture_output=True)
+        unmounted = subprocess.run(["umount", "--lazy", str(disk)], capture_output=True)
         shutil.rmtree(disk, ignore_errors=True)
+        shutil.rmtree(wal, ignore_errors=True)
+    assert unmounted.returncode == 0, unmounted.stderr
 
 
 def test_a_full_disk_stops_the_batch_until_there_is_room(

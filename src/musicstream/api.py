@@ -31,4 +31,4 @@ def run_load(
     from musicstream.load.state import LoadOptions
 
     options = options or LoadOptions()
-    return run(db, engine or engine_for(db, options), paths, options, progress)
+    return run(db, engine if engine is not None else engine_for(db, options), paths, options, progress)

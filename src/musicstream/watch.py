@@ -354,7 +354,7 @@ class Watcher:
         self.alone: set[str] = set()  # files of a failed batch, now read one per batch
         self.untimed: dict[str, tuple[int, str]] = {}  # manifest entries without a trusted time: size, SHA-256
         self.batches = 0
-        self.engine: Engine | None = None  # made at the first batch, kept for all (Spark: one session, checked once)
+        self.engine: Engine | None = None  # made as it starts, kept for every batch (Spark: its checks made once)
         self.started = False
         self.last: dict[str, Any] = {}
         self._beat = 0.0
@@ -370,6 +370,9 @@ class Watcher:
         reason = "error"
         try:
             self._attach()
+            # the engine now, not at the first batch: one that cannot run (no Java for Spark, executors that cannot
+            # import musicstream) stops the watcher at once, with its one message
+            self.engine = engine_for(self.db, self.load_options)
             self._emit("started", paths=self.paths, pid=os.getpid(), file_events=bool(events and events.working))
             self.started = True
             reason = self._loop()
@@ -441,8 +444,6 @@ class Watcher:
         self._publish(state="loading", force=True)
         try:
             self.in_batch = True
-            if self.engine is None:
-                self.engine = engine_for(self.db, self.load_options)
             result = run_load(self.db, batch, self.load_options, engine=self.engine)
         except Stopped:
             self.stopping = "SIGTERM"

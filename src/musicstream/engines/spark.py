@@ -144,8 +144,9 @@ class SparkEngine:
     def after_failure(self) -> None:
         if not self.schema:
             return
+        schema, self.schema = self.schema, None
         try:
             with self.db.connect(autocommit=True) as admin:
-                admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
+                admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
         except Exception:
             pass
