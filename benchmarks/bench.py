@@ -180,13 +180,17 @@ class Embedded:
     def reset(self) -> None:
         subprocess.run(self.cli("init", "--reset", "--yes"), check=True, env=self.env, stdout=subprocess.DEVNULL)
 
-    def conninfo(self) -> str:
+    def database(self) -> Any:
+        """The library's handle on this server (``musicstream.db.connection.Database``), for in-process runs."""
         sys.path.insert(0, str(HERE.parent / "src"))
         from musicstream.config import Settings
         from musicstream.db.connection import Database
 
         os.environ["MUSICSTREAM_HOME"] = str(self.home)
-        return Database(Settings(database_url=None, home=self.home)).conninfo
+        return Database(Settings(database_url=None, home=self.home))
+
+    def conninfo(self) -> str:
+        return str(self.database().conninfo)
 
     def close(self) -> None:
         # stop the server before its folder goes: its own stop-at-exit reads a file in that folder, and without it
@@ -447,6 +451,21 @@ def query_targets(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def results_file(folder: Path, name: str) -> Path:
+    """Where a run's results go: ``folder/<UTC time now>-<name>.json`` (benchmarks/results/ is the history
+    of every figure)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{name}.json"
+
+
+def save_results(folder: Path, name: str, record: dict[str, Any]) -> Path:
+    """Write one run's results (``results_file``) with the machine's description, and say where."""
+    target = results_file(folder, name)
+    target.write_text(json.dumps({"machine": machine(), **record}, indent=2) + "\n")
+    print(f"results: {target}")
+    return target
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -696,9 +715,8 @@ def main() -> None:
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     if args.large and "10m" not in sizes:
         sizes.append("10m")
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"{stamp}-{'-'.join(sizes)}{'-smoke' if args.smoke else ''}.json"
+    target = results_file(args.out, f"{'-'.join(sizes)}{'-smoke' if args.smoke else ''}")
+    stamp = target.name.split("-", 1)[0]
     results: list[dict[str, Any]] = []
     for size in sizes:  # each size's table is shown and saved as soon as it is measured
         results.append(bench_size(size, args.data, args.repeats))

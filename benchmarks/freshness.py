@@ -34,7 +34,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import queue
 import shutil
 import statistics
@@ -50,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-from bench import Embedded, dataset  # noqa: E402
+from bench import Embedded, dataset, save_results  # noqa: E402
 
 from musicstream.generate.drip import drip  # noqa: E402
 from musicstream.watch import Lister, Settler  # noqa: E402
@@ -305,7 +304,6 @@ def main() -> None:
         print(f"sustained: {sustain}", flush=True)
         record = {
             "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "base": args.base,
             "stored_plays": stored,
             "base_load_s": base_load,
@@ -318,11 +316,7 @@ def main() -> None:
             "empty_poll_base_folder": big,
             "sustained": {**sustain, "file_events": args.sustain_file_events, "rate_offered": args.rate},
         }
-        args.out.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = args.out / f"{stamp}-freshness-{args.base}.json"
-        out.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"results: {out}")
+        save_results(args.out, f"freshness-{args.base}", record)
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)

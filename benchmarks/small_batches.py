@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -34,11 +31,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-from bench import Embedded, dataset  # noqa: E402
+from bench import Embedded, dataset, save_results  # noqa: E402
 from freshness import stage_files  # noqa: E402
 
 from musicstream.api import run_load  # noqa: E402
-from musicstream.config import Settings  # noqa: E402
 from musicstream.db.connection import Database  # noqa: E402
 from musicstream.engines import engine_for  # noqa: E402
 from musicstream.load.state import Engine, LoadOptions  # noqa: E402
@@ -77,7 +73,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mssmall-"))
     try:
         subprocess.run(server.cli("load", "-q", str(base)), env=server.env, check=True)
-        db = Database(Settings(database_url=None, home=server.home))
+        db: Database = server.database()
         files = stage_files(work, 2 * args.batches + 1, args.file_events, 5_000, 700_000_000)
         made: dict[str, Engine] = {}
         first = batch(db, files[0], "spark", made)
@@ -98,7 +94,6 @@ def main() -> None:
         print(f"Spark's extra cost per batch: {extra:.2f} s", flush=True)
         record: dict[str, Any] = {
             "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "base": args.base,
             "file_events": args.file_events,
             "batches_per_engine": args.batches,
@@ -107,11 +102,7 @@ def main() -> None:
             "spark_extra_per_batch_s": round(extra, 3),
             "batches": by_engine,
         }
-        args.out.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = args.out / f"{stamp}-small-batches-{args.base}.json"
-        out.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"results: {out}")
+        save_results(args.out, f"small-batches-{args.base}", record)
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)

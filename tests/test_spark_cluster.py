@@ -160,6 +160,21 @@ def _wait_for(marker: Path, proc: subprocess.Popen[str], seconds: float = 180) -
     return int(marker.read_text())
 
 
+def _killed_while_staging(db: Database, tmp_path: Path, *args: str) -> None:
+    """Run the command line, and kill it (SIGKILL) while an executor's first staging task holds its partition."""
+    marker = tmp_path / "paused"
+    pause = {"MUSICSTREAM_PAUSE_AT": "task:0", "MUSICSTREAM_PAUSE_FILE": str(marker), "MUSICSTREAM_PAUSE_SECONDS": "5"}
+    proc = _start(db, *args, env=pause)
+    try:
+        _wait_for(marker, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+
+
 def test_an_executor_killed_mid_stage_is_retried_and_nothing_is_staged_twice(
     cluster: dict[str, Any], tcp_db: Database, local_sample: dict[str, Any], udacity: Path, tmp_path: Path
 ) -> None:
@@ -221,17 +236,7 @@ def test_the_public_sample_on_a_cluster_equals_the_local_engine_also_after_a_kil
     run_load(tcp_db, [first], LoadOptions(workers=1))
     before = snapshot(tcp_db)
     assert before == snapshot(db)
-    marker = tmp_path / "paused"
-    pause = {"MUSICSTREAM_PAUSE_AT": "task:0", "MUSICSTREAM_PAUSE_FILE": str(marker), "MUSICSTREAM_PAUSE_SECONDS": "5"}
-    proc = _start(tcp_db, "load", "--engine", "spark", "--master", cluster["master"], str(udacity), env=pause)
-    try:
-        _wait_for(marker, proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    _killed_while_staging(tcp_db, tmp_path, "load", "--engine", "spark", "--master", cluster["master"], str(udacity))
     assert snapshot(tcp_db) == before, "a killed run committed nothing"
     assert bookkeeping(tcp_db)["staging_schemas"], "the killed run's staging schema is left for the next run"
 
@@ -275,16 +280,7 @@ def test_a_watcher_on_the_cluster_loads_files_as_they_land_exactly_once_after_ki
     songs = sum(1 for _ in (watched / "song_data").rglob("*.json"))
     watch = ["watch", "--json", "--settle", "0.2", "--interval", "0.5", "--engine", "spark"]
     watch += ["--master", cluster["master"], str(watched)]
-    marker = tmp_path / "paused"
-    pause = {"MUSICSTREAM_PAUSE_AT": "task:0", "MUSICSTREAM_PAUSE_FILE": str(marker), "MUSICSTREAM_PAUSE_SECONDS": "5"}
-    proc = _start(tcp_db, *watch, env=pause)
-    try:
-        _wait_for(marker, proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _killed_while_staging(tcp_db, tmp_path, *watch)
     assert _loaded_files(tcp_db) == 0, "the killed batch committed nothing"
     assert bookkeeping(tcp_db)["staging_schemas"], "its staging schema is left for the next run"
 

@@ -403,7 +403,7 @@ def _transaction(
         # A small run on a large history joins its few thousand names and times to the stored ones by index
         # probes, not by hashing every stored row (a cost that grows with history: benchmarks/README.md,
         # "Freshness"). PostgreSQL's default cost of a random page, 4, is a spinning disk's; the pages a merge
-        # probes are in memory or on SSD. A first load's plans are the same either way.
+        # probes are in memory or on SSD. A first load of 1M events plans the same either way.
         conn.execute("SET LOCAL random_page_cost = 1.1")
         if options.statement_timeout:
             timeout_ms = str(max(1, round(options.statement_timeout * 1000)))
